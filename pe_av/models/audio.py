@@ -1,0 +1,130 @@
+"""``PeAudioEncoder``: waveform → DAC codec features → PE transformer.
+
+Differences from transformers (documented in the README):
+
+- Raw lengths need not be multiples of the hop length. Each sample's valid region (up to its last
+  valid sample) is reflect-padded to a whole number of hops, exactly as the feature extractor pads
+  each clip, and the padded tail counts as valid. The reference crashes here when a ``padding_mask``
+  is given (and silently drops the partial hop when none is).
+- The DAC runs without gradient, as in the reference (it is frozen), but with cuDNN enabled.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..config import PeAudioEncoderConfig
+from .dac import DacEncoder
+from .inputs import check_padding_mask, check_waveform
+from .outputs import PeAudioEncoderOutput
+from .pe_transformer import PeTransformerEncoder
+
+
+def reflect_index(positions: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+    """Index that ``numpy.pad(mode="reflect")`` reads for ``positions`` past ``length`` valid samples.
+
+    Reflection repeats with period ``2 * (length - 1)``, so pads longer than the signal work too.
+    """
+    period = (2 * (length - 1)).clamp(min=1)
+    folded = positions % period
+    return torch.where(folded < length, folded, period - folded).clamp(min=0)
+
+
+def pad_to_hop(
+    waveform: torch.Tensor, padding_mask: torch.Tensor | None, hop: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Reflect-pad each sample's valid region to a multiple of ``hop`` and extend the mask to match.
+
+    ``waveform``: ``(B, 1, L)``; ``padding_mask``: ``(B, L)`` bool or None. The valid region of a sample
+    ends at its last valid position. Samples already ending on a hop boundary are left untouched.
+    """
+    batch, _, length = waveform.shape
+    padded_len = -(-length // hop) * hop
+    positions = torch.arange(padded_len, device=waveform.device)
+    if padding_mask is None:
+        ends = torch.full((batch,), length, device=waveform.device, dtype=torch.long)
+    else:
+        weighted = padding_mask.long() * torch.arange(1, length + 1, device=waveform.device)
+        ends = weighted.max(dim=-1).values  # one past the last valid position (0 if none)
+    targets = -(-ends // hop) * hop
+    if bool((targets == ends).all()) and padded_len == length:
+        return waveform, padding_mask
+    waveform = nn.functional.pad(waveform, (0, padded_len - length))
+    in_tail = (positions[None, :] >= ends[:, None]) & (positions[None, :] < targets[:, None])
+    source = torch.where(in_tail, reflect_index(positions[None, :], ends[:, None]), positions[None, :])
+    waveform = torch.where(in_tail[:, None, :], waveform.gather(2, source[:, None, :]), waveform)
+    if padding_mask is not None:
+        padding_mask = nn.functional.pad(padding_mask, (0, padded_len - length)) | in_tail
+    return waveform, padding_mask
+
+
+class PeAudioEncoderEmbedder(nn.Module):
+    """DAC encoder → bottleneck Conv1d(k1) → Linear to the transformer width."""
+
+    def __init__(self, config: PeAudioEncoderConfig) -> None:
+        super().__init__()
+        dac = config.dac_config
+        self.dac_encoder = DacEncoder(dac)
+        self.bottleneck = nn.Conv1d(dac.hidden_size, dac.codebook_dim, kernel_size=1)
+        self.data_proj = nn.Linear(dac.codebook_dim, config.hidden_size)
+        self.hop_length = dac.hop_length
+
+    def forward(
+        self, input_values: torch.Tensor, padding_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        input_values, padding_mask = pad_to_hop(input_values, padding_mask, self.hop_length)
+        with torch.no_grad():
+            codec = self.bottleneck(self.dac_encoder(input_values))
+        inputs_embeds = self.data_proj(codec.transpose(1, 2))
+        if padding_mask is not None:
+            padding_mask = padding_mask[:, :: self.hop_length]
+            if padding_mask.shape[1] != inputs_embeds.shape[1]:
+                raise ValueError(
+                    f"the DAC produced {inputs_embeds.shape[1]} tokens but the padding mask gives "
+                    f"{padding_mask.shape[1]}: dac_config.downsampling_ratios must all be >= 2"
+                )
+        return inputs_embeds, padding_mask
+
+
+class PeAudioEncoder(PeTransformerEncoder):
+    """Audio encoder of PE-AV: ``(B, 1, L)`` 48 kHz waveforms → one token per hop (1920 samples).
+
+    Load with :meth:`from_pretrained`; call with ``input_values`` and optionally ``padding_mask``.
+    """
+
+    config_class = PeAudioEncoderConfig
+    main_input_name = "input_values"
+
+    def __init__(self, config: PeAudioEncoderConfig) -> None:
+        super().__init__(config)
+        self.embedder = PeAudioEncoderEmbedder(config)
+        self._maybe_init_weights()
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        padding_mask: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+    ) -> PeAudioEncoderOutput:
+        """Encode a batch of waveforms.
+
+        Args:
+            input_values: ``(B, 1, L)`` (or ``(B, L)``) float waveforms; cast to the model's dtype.
+            padding_mask: ``(B, L)`` with 1/True for real samples and 0/False for padding.
+            output_hidden_states: also return the input of the first layer and every layer's output.
+
+        Returns:
+            :class:`PeAudioEncoderOutput` with ``last_hidden_state`` ``(B, T, C)``, ``pooler_output``
+            ``(B, C)`` and ``output_mask`` ``(B, T)`` (same dtype as ``padding_mask``).
+        """
+        input_values = check_waveform(input_values, self.dtype, self.device)
+        mask = check_padding_mask(padding_mask, "padding_mask", input_values.shape[0], input_values.shape[-1], self.device)
+        inputs_embeds, token_mask = self.embedder(input_values, mask)
+        hidden_states, all_hidden = self.encode(inputs_embeds, token_mask, output_hidden_states)
+        return PeAudioEncoderOutput(
+            last_hidden_state=hidden_states[:, 1:],
+            pooler_output=hidden_states[:, 0],
+            hidden_states=all_hidden,
+            output_mask=None if token_mask is None else token_mask.to(padding_mask.dtype),
+        )

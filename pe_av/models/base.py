@@ -1,0 +1,152 @@
+"""``PePreTrainedModel``: loading, saving, backend switching and weight init shared by all models."""
+
+from __future__ import annotations
+
+import os
+from typing import ClassVar
+
+import torch
+import torch.nn as nn
+
+from ..config import ConfigBase
+from ..dispatch import resolve_backend
+from ..loading import load_weights, read_state_dict, resolve_dtype, resolve_model_dir, save_state_dict
+from .dac import Snake1d
+from .layers import BackendOp, RMSNorm
+
+
+class PePreTrainedModel(nn.Module):
+    """Base class of every pe_av model.
+
+    Subclasses set ``config_class`` and, where the reference shares modules between sub-models,
+    ``tied_prefixes`` (prefix of the copy → prefix of the saved original) so that saving writes a
+    tied weight once, under the key transformers uses.
+    """
+
+    config_class: ClassVar[type[ConfigBase]]
+    tied_prefixes: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, config: ConfigBase) -> None:
+        super().__init__()
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
+        self.config = config
+
+    # ------------------------------------------------------------------ backends
+
+    @property
+    def attn_impl(self) -> str:
+        """The backend the model's ops run on (``"eager"``, ``"sdpa"`` or ``"triton"``)."""
+        for module in self.modules():
+            if isinstance(module, BackendOp):
+                return module.backend
+        return "sdpa"
+
+    def set_attn_impl(self, attn_impl: str | None) -> PePreTrainedModel:
+        """Switch every op of the model to ``attn_impl``; ``None`` picks the device's default."""
+        backend = resolve_backend(attn_impl, self._device())
+        for module in self.modules():
+            if isinstance(module, BackendOp):
+                module.set_backend(backend)
+        return self
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def device(self) -> torch.device:
+        return self._device()
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    # ------------------------------------------------------------------ init
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Random initialisation following the reference's scheme (for models built from a config)."""
+        std = getattr(self.config, "initializer_range", 0.02)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=std)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Conv1d):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)) and module.weight is not None:
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, (RMSNorm,)):
+                nn.init.ones_(module.weight)
+            elif isinstance(module, Snake1d):
+                nn.init.ones_(module.alpha)
+            if isinstance(getattr(module, "class_embedding", None), nn.Parameter):
+                width = module.class_embedding.shape[-1]
+                nn.init.normal_(module.class_embedding, std=width**-0.5 * std)
+
+    def _maybe_init_weights(self) -> None:
+        if not next(self.parameters()).is_meta:
+            self.init_weights()
+
+    # ------------------------------------------------------------------ loading / saving
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike,
+        *,
+        attn_impl: str | None = None,
+        attn_implementation: str | None = None,
+        dtype: torch.dtype | str | None = None,
+        device: torch.device | str | None = None,
+        config: ConfigBase | None = None,
+    ) -> PePreTrainedModel:
+        """Load a checkpoint saved by transformers (or by :meth:`save_pretrained`).
+
+        Args:
+            path: a directory with ``config.json`` and ``model.safetensors`` (or a sharded index), or a
+                hub id when ``huggingface_hub`` is installed.
+            attn_impl: ``"eager"``, ``"sdpa"`` or ``"triton"``; ``None`` picks the device's default.
+            attn_implementation: transformers' spelling of ``attn_impl`` (give one or the other).
+            dtype: floating dtype of the weights (default float32; ``"auto"`` keeps the stored one).
+            device: where to put the weights (default CPU).
+            config: use this config instead of the directory's ``config.json``.
+        """
+        if attn_impl is not None and attn_implementation is not None and attn_impl != attn_implementation:
+            raise ValueError(
+                f"attn_impl={attn_impl!r} and attn_implementation={attn_implementation!r} disagree; give one"
+            )
+        attn_impl = attn_impl if attn_impl is not None else attn_implementation
+        device = torch.device(device) if device is not None else torch.device("cpu")
+        backend = resolve_backend(attn_impl, device)  # fail fast, before reading weights
+        directory = resolve_model_dir(path)
+        if config is None:
+            config = cls.config_class.from_pretrained(directory)
+        elif not isinstance(config, cls.config_class):
+            raise TypeError(f"config must be a {cls.config_class.__name__}, got {type(config).__name__}")
+        target_dtype = resolve_dtype(dtype, config.extra)
+        with torch.device("meta"):
+            model = cls(config)
+        load_weights(model, read_state_dict(directory, device), target_dtype)
+        model.set_attn_impl(backend)
+        return model.eval()
+
+    def save_pretrained(self, directory: str | os.PathLike, max_shard_size: int | str | None = None) -> None:
+        """Write ``config.json`` and the weights so that both pe_av and transformers can load them.
+
+        Tied copies are written once, under the reference's key. With ``max_shard_size`` (bytes or a
+        string like ``"2GB"``) large checkpoints are split into shards plus an index.
+        """
+        directory = os.fspath(directory)
+        state = {
+            key: tensor
+            for key, tensor in self.state_dict().items()
+            if not any(key.startswith(prefix) for prefix in self.tied_prefixes)
+        }
+        self.config.extra["architectures"] = [type(self).__name__]
+        self.config.extra["dtype"] = str(self.dtype).removeprefix("torch.")
+        self.config.save_pretrained(directory)
+        save_state_dict(state, directory, max_shard_size)

@@ -1,0 +1,188 @@
+"""Hot ops of the PE transformer, each owning its eager form and its backend dispatch.
+
+Modules here hold a ``backend`` attribute (one of :data:`pe_av.dispatch.BACKENDS`) that
+:meth:`PePreTrainedModel.set_attn_impl` sets on every op of a model; model code never branches on
+the backend itself.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..dispatch import BACKENDS
+
+
+class BackendOp(nn.Module):
+    """Base of every op that has several implementations."""
+
+    backend: str = "sdpa"
+
+    def set_backend(self, backend: str) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.backend = backend
+
+
+# --------------------------------------------------------------------------------------------------
+# RMSNorm
+
+
+def rms_norm_eager(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm with fp32 statistics; the result is cast back to ``x``'s dtype before the weight."""
+    input_dtype = x.dtype
+    xf = x.float()
+    xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * xf.to(input_dtype)
+
+
+def rms_norm_fused(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """Same numerics as :func:`rms_norm_eager` through PyTorch's fused ``F.rms_norm``."""
+    normed = F.rms_norm(x.float(), (x.shape[-1],), eps=eps)
+    return weight * normed.to(x.dtype)
+
+
+class RMSNorm(BackendOp):
+    """Root-mean-square norm over the last dimension (T5 style, no mean subtraction, no bias)."""
+
+    def __init__(self, hidden_size: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(hidden_size))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.backend == "eager":
+            return rms_norm_eager(x, self.weight, self.eps)
+        return rms_norm_fused(x, self.weight, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{tuple(self.weight.shape)}, eps={self.eps}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Rotary position embedding (interleaved pairs)
+
+
+def rope_cos_sin(
+    seq_len: int, head_dim: int, theta: float, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cos``/``sin`` tables of shape ``(seq_len, head_dim // 2)`` for positions ``0..seq_len-1``.
+
+    Computed in fp32 and cast to ``dtype`` last, as the reference does.
+    """
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim))
+    angles = torch.arange(seq_len, device=device, dtype=torch.float32)[:, None] * inv_freq[None, :]
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def apply_rope_interleaved(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate consecutive pairs ``(x[2i], x[2i+1])`` of the last dim by the angle of frequency ``i``.
+
+    ``x``: ``(..., seq, head_dim)``; ``cos``/``sin``: ``(seq, head_dim // 2)``.
+    """
+    pairs = x.unflatten(-1, (-1, 2))
+    even, odd = pairs[..., 0], pairs[..., 1]
+    rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)
+    return rotated.flatten(-2)
+
+
+# --------------------------------------------------------------------------------------------------
+# Attention with QK-RMSNorm, interleaved RoPE, GQA and key padding
+
+
+def attention_eager(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_padding_mask: torch.Tensor | None, scale: float
+) -> torch.Tensor:
+    """Reference attention. ``q``: (B, H, T, D); ``k``/``v``: (B, Hkv, T, D); mask: (B, T) bool, True = keep.
+
+    Masked keys get the dtype's most negative value (not -inf) so a row with no valid key yields a
+    uniform average instead of NaN, as the reference does.
+    """
+    groups = q.shape[1] // k.shape[1]
+    if groups > 1:
+        k = k.repeat_interleave(groups, dim=1)
+        v = v.repeat_interleave(groups, dim=1)
+    scores = torch.matmul(q, k.transpose(-1, -2)) * scale
+    if key_padding_mask is not None:
+        bias = torch.zeros(key_padding_mask.shape, dtype=scores.dtype, device=scores.device)
+        bias.masked_fill_(~key_padding_mask, torch.finfo(scores.dtype).min)
+        scores = scores + bias[:, None, None, :]
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+    return torch.matmul(probs, v)
+
+
+def attention_sdpa(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_padding_mask: torch.Tensor | None, scale: float
+) -> torch.Tensor:
+    """Same contract as :func:`attention_eager` through ``F.scaled_dot_product_attention``."""
+    mask = None if key_padding_mask is None else key_padding_mask[:, None, None, :]
+    enable_gqa = q.shape[1] != k.shape[1]
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=enable_gqa)
+
+
+class PeAttention(BackendOp):
+    """Bidirectional multi-head attention: q/k/v projections, per-head RMSNorm on q and k, interleaved
+    RoPE, grouped key/value heads, key padding mask, output projection."""
+
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        num_kv_heads: int,
+        head_dim: int,
+        bias: bool,
+        eps: float,
+    ) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.num_kv_heads = num_kv_heads
+        self.head_dim = head_dim
+        self.scale = head_dim**-0.5
+        self.q_proj = nn.Linear(hidden_size, num_heads * head_dim, bias=bias)
+        self.k_proj = nn.Linear(hidden_size, num_kv_heads * head_dim, bias=bias)
+        self.v_proj = nn.Linear(hidden_size, num_kv_heads * head_dim, bias=bias)
+        self.o_proj = nn.Linear(num_heads * head_dim, hidden_size, bias=bias)
+        self.q_norm = RMSNorm(head_dim, eps=eps)
+        self.k_norm = RMSNorm(head_dim, eps=eps)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        batch, seq, _ = hidden_states.shape
+        q = self.q_norm(self.q_proj(hidden_states).view(batch, seq, self.num_heads, self.head_dim))
+        k = self.k_norm(self.k_proj(hidden_states).view(batch, seq, self.num_kv_heads, self.head_dim))
+        v = self.v_proj(hidden_states).view(batch, seq, self.num_kv_heads, self.head_dim)
+        q = apply_rope_interleaved(q.transpose(1, 2), cos, sin)
+        k = apply_rope_interleaved(k.transpose(1, 2), cos, sin)
+        v = v.transpose(1, 2)
+        if self.backend == "eager":
+            out = attention_eager(q, k, v, key_padding_mask, self.scale)
+        else:
+            out = attention_sdpa(q, k, v, key_padding_mask, self.scale)
+        return self.o_proj(out.transpose(1, 2).reshape(batch, seq, self.num_heads * self.head_dim))
+
+
+# --------------------------------------------------------------------------------------------------
+# SwiGLU MLP
+
+
+def swiglu_eager(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    return F.silu(gate) * up
+
+
+class SwiGLUMLP(BackendOp):
+    """``down(silu(gate(x)) * up(x))`` without biases."""
+
+    def __init__(self, hidden_size: int, intermediate_size: int) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(hidden_size, intermediate_size, bias=False)
+        self.up_proj = nn.Linear(hidden_size, intermediate_size, bias=False)
+        self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(swiglu_eager(self.gate_proj(x), self.up_proj(x)))

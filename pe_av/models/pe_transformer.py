@@ -1,0 +1,160 @@
+"""The PE transformer stack shared by the audio, video and fusion encoders.
+
+Layout (attribute names equal the checkpoint's key names):
+``patch_embedder`` (class token + masked-GroupNorm ResNet block) → ``layers`` (pre-norm attention and
+SwiGLU MLP) → ``norm`` → ``output``. Token 0 of the result is the pooled output.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import PeTransformerConfig
+from .base import PePreTrainedModel
+from .layers import PeAttention, RMSNorm, SwiGLUMLP, rope_cos_sin
+
+
+class MaskedGroupNorm(nn.GroupNorm):
+    """GroupNorm whose statistics ignore padded positions; padded outputs are zeroed.
+
+    ``padding_mask``: ``(B, T)`` (True/1 = valid). Without a mask it is plain ``nn.GroupNorm``.
+    """
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if padding_mask is None:
+            return super().forward(x)
+        batch, channels, seq = x.shape
+        mask = padding_mask.to(x.dtype)[:, None, :]  # (B, 1, T)
+        grouped = x.view(batch, self.num_groups, channels // self.num_groups, seq)
+        gmask = mask[:, :, None, :]  # broadcast over groups and channels
+        count = gmask.sum(dim=(2, 3), keepdim=True) * (channels // self.num_groups)
+        mean = (grouped * gmask).sum(dim=(2, 3), keepdim=True) / count
+        centered = grouped - mean
+        var = (centered.square() * gmask).sum(dim=(2, 3), keepdim=True) / count
+        normed = (centered * torch.rsqrt(var + self.eps)).view(batch, channels, seq)
+        if self.affine:
+            normed = normed * self.weight[None, :, None] + self.bias[None, :, None]
+        return normed * mask
+
+
+class ConvBlock1d(nn.Module):
+    """Masked GroupNorm(1 group) → SiLU → Conv1d(k=3, 'same')."""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.groupnorm = MaskedGroupNorm(num_groups=1, num_channels=hidden_size)
+        self.project = nn.Conv1d(hidden_size, hidden_size, kernel_size=3, padding=1)
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
+        return self.project(F.silu(self.groupnorm(x, padding_mask)))
+
+
+class ResnetBlock1d(nn.Module):
+    """Two :class:`ConvBlock1d` with a residual connection, over ``(B, T, C)`` sequences."""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.block1 = ConvBlock1d(hidden_size)
+        self.block2 = ConvBlock1d(hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
+        x = hidden_states.transpose(1, 2)
+        out = self.block2(self.block1(x, padding_mask), padding_mask)
+        return (x + out).transpose(1, 2)
+
+
+class PatchEmbedder(nn.Module):
+    """Prepends the learned class token and runs the ResNet block.
+
+    The class token inherits the validity of each sample's first position (as the reference does),
+    so the returned mask is ``(B, T + 1)``.
+    """
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.resnet_block = ResnetBlock1d(hidden_size)
+        self.class_embedding = nn.Parameter(torch.zeros(1, 1, hidden_size))
+
+    def forward(
+        self, inputs_embeds: torch.Tensor, padding_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        cls = self.class_embedding.expand(inputs_embeds.shape[0], -1, -1)
+        hidden_states = torch.cat([cls, inputs_embeds], dim=1)
+        if padding_mask is not None:
+            padding_mask = torch.cat([padding_mask[:, :1], padding_mask], dim=1)
+        return self.resnet_block(hidden_states, padding_mask), padding_mask
+
+
+class PeTransformerLayer(nn.Module):
+    """Pre-norm block: RMSNorm → attention → residual; RMSNorm → SwiGLU MLP → residual."""
+
+    def __init__(self, config: PeTransformerConfig) -> None:
+        super().__init__()
+        self.self_attn = PeAttention(
+            hidden_size=config.hidden_size,
+            num_heads=config.num_attention_heads,
+            num_kv_heads=config.num_key_value_heads,
+            head_dim=config.head_dim,
+            bias=config.attention_bias,
+            eps=config.rms_norm_eps,
+        )
+        self.mlp = SwiGLUMLP(config.hidden_size, config.intermediate_size)
+        self.input_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        key_padding_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        hidden_states = hidden_states + self.self_attn(self.input_layernorm(hidden_states), cos, sin, key_padding_mask)
+        return hidden_states + self.mlp(self.post_attention_layernorm(hidden_states))
+
+
+class PeTransformerEncoder(PePreTrainedModel):
+    """Patch embedder, transformer layers, final norm and output projection.
+
+    Subclasses (the audio, video and fusion encoders) add an ``embedder`` that turns their raw input
+    into ``inputs_embeds`` and call :meth:`encode`.
+    """
+
+    def __init__(self, config: PeTransformerConfig) -> None:
+        super().__init__(config)
+        self.patch_embedder = PatchEmbedder(config.hidden_size)
+        self.layers = nn.ModuleList(PeTransformerLayer(config) for _ in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.output = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+        self._head_dim = config.head_dim
+        self._rope_theta = config.rope_theta
+
+    def encode(
+        self,
+        inputs_embeds: torch.Tensor,
+        padding_mask: torch.Tensor | None,
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """Run the stack on ``inputs_embeds`` ``(B, T, C)`` with ``padding_mask`` ``(B, T)`` bool or None.
+
+        Returns the ``(B, T + 1, C)`` output (class token first) and, if asked, the hidden state
+        entering the first layer followed by every layer's output, the last one replaced by the final
+        ``last_hidden_state`` as transformers does.
+        """
+        hidden_states, mask = self.patch_embedder(inputs_embeds, padding_mask)
+        cos, sin = rope_cos_sin(
+            hidden_states.shape[1], self._head_dim, self._rope_theta, hidden_states.device, hidden_states.dtype
+        )
+        all_hidden: list[torch.Tensor] | None = [hidden_states] if output_hidden_states else None
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, cos, sin, mask)
+            if all_hidden is not None:
+                all_hidden.append(hidden_states)
+        hidden_states = self.output(self.norm(hidden_states))
+        if all_hidden is None:
+            return hidden_states, None
+        # transformers reports the final last_hidden_state (normed, projected, class token removed) as the last entry
+        all_hidden[-1] = hidden_states[:, 1:]
+        return hidden_states, tuple(all_hidden)

@@ -1,0 +1,47 @@
+"""Helpers for oracle tests: random transformers models, saved and reloaded by pe_av."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import torch
+
+warnings.filterwarnings("ignore", module="transformers")
+logging.getLogger("transformers").setLevel(logging.ERROR)
+
+import transformers  # noqa: E402  (the oracle; the test extra installs it)
+
+transformers.utils.logging.set_verbosity_error()
+transformers.utils.logging.disable_progress_bar()
+
+FP32_ATOL = 1e-4  # DESIGN.md: eager/sdpa vs the oracle in fp32
+
+
+@torch.no_grad()
+def perturb_parameters(model: torch.nn.Module, seed: int = 0, scale: float = 0.1) -> torch.nn.Module:
+    """Move parameters that the reference initialises to constants (norm weights = 1, biases = 0,
+    Snake alpha = 1, logit scale/bias = 0) off those constants, so a test notices when one is
+    ignored or misplaced. Matrices keep the reference's random init."""
+    gen = torch.Generator().manual_seed(seed)
+    for _, param in sorted(model.named_parameters()):
+        if param.dim() <= 1 or param.shape[0] == 1:
+            noise = torch.randn(param.shape, generator=gen, dtype=torch.float32)
+            param.add_((noise * scale).to(param.dtype))
+    return model
+
+
+def build_reference(model_cls, config, tmp_path, seed: int = 0, perturb: bool = True, **save_kwargs):
+    """Instantiate a random transformers model, perturb it, ``save_pretrained`` it; return (model, dir)."""
+    torch.manual_seed(seed)
+    model = model_cls(config).eval()
+    if perturb:
+        perturb_parameters(model, seed)
+    directory = tmp_path / f"{model_cls.__name__}-{seed}"
+    model.save_pretrained(directory, **save_kwargs)
+    return model, directory
+
+
+def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    assert a.shape == b.shape, f"shape mismatch {tuple(a.shape)} vs {tuple(b.shape)}"
+    return (a.float() - b.float()).abs().max().item()
