@@ -2,10 +2,11 @@
 
 Load transformers checkpoints with the same class names::
 
-    from pe_av import PeAudioEncoder
-    model = PeAudioEncoder.from_pretrained("path/to/checkpoint", attn_impl="sdpa")
+    from pe_av import PeAudioVideoModel
+    model = PeAudioVideoModel.from_pretrained("path/to/checkpoint", attn_impl="sdpa")
 """
 
+from . import dispatch
 from .config import (
     DacConfig,
     ModernBertConfig,
@@ -20,25 +21,57 @@ from .config import (
 )
 from .dispatch import BACKENDS, BackendFallbackWarning, BackendNotAvailableError
 from .loading import CheckpointError
-from .models import PeAudioEncoder, PeAudioEncoderOutput
+from .models import (
+    AudioVideoEmbeddings,
+    ImageClassifierOutput,
+    ModernBertModel,
+    PeAudioEncoder,
+    PeAudioEncoderOutput,
+    PeAudioFrameLevelModel,
+    PeAudioModel,
+    PeAudioOutput,
+    PeAudioVideoEncoder,
+    PeAudioVideoEncoderOutput,
+    PeAudioVideoModel,
+    PeAudioVideoOutput,
+    PeVideoEncoder,
+    PeVideoModel,
+    PeVideoOutput,
+    PeVisionModel,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BACKENDS",
+    "AudioVideoEmbeddings",
     "BackendFallbackWarning",
     "BackendNotAvailableError",
     "CheckpointError",
     "DacConfig",
+    "ImageClassifierOutput",
     "ModernBertConfig",
+    "ModernBertModel",
     "PeAudioConfig",
     "PeAudioEncoder",
     "PeAudioEncoderConfig",
     "PeAudioEncoderOutput",
+    "PeAudioFrameLevelModel",
+    "PeAudioModel",
+    "PeAudioOutput",
     "PeAudioVideoConfig",
+    "PeAudioVideoEncoder",
     "PeAudioVideoEncoderConfig",
+    "PeAudioVideoEncoderOutput",
+    "PeAudioVideoModel",
+    "PeAudioVideoOutput",
     "PeVideoConfig",
+    "PeVideoEncoder",
     "PeVideoEncoderConfig",
+    "PeVideoModel",
+    "PeVideoOutput",
+    "PeVisionModel",
     "TimmVisionConfig",
+    "dispatch",
     "load_config",
 ]

@@ -511,6 +511,7 @@ class PeAudioVideoConfig(ConfigBase):
 CONFIG_CLASSES: dict[str, type[ConfigBase]] = {
     cls.model_type: cls
     for cls in (
+        ModernBertConfig,
         PeAudioEncoderConfig,
         PeVideoEncoderConfig,
         PeAudioVideoEncoderConfig,

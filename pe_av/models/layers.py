@@ -2,16 +2,20 @@
 
 Modules here hold a ``backend`` attribute (one of :data:`pe_av.dispatch.BACKENDS`) that
 :meth:`PePreTrainedModel.set_attn_impl` sets on every op of a model; model code never branches on
-the backend itself.
+the backend itself. With ``"triton"`` an op calls its ``pe_av_kernels`` kernel when it can run on the
+given tensors; otherwise it runs its eager form and warns once, saying why.
 """
 
 from __future__ import annotations
+
+from types import ModuleType
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..dispatch import BACKENDS
+from .. import dispatch
+from ..dispatch import BACKENDS, warn_once
 
 
 class BackendOp(nn.Module):
@@ -23,6 +27,20 @@ class BackendOp(nn.Module):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.backend = backend
+
+
+def _triton_kernels_for(op: str, *tensors: torch.Tensor, problem: str | None = None) -> ModuleType | None:
+    """``pe_av_kernels`` when ``op`` can run its kernel on ``tensors``; else warn once why and return None.
+
+    ``problem`` is an op-specific reason found by the caller (e.g. an unsupported head_dim).
+    """
+    reason = dispatch.triton_fallback_reason(op, *tensors)
+    if reason is None and problem is not None:
+        reason = f"{op}: attn_impl='triton' falls back to eager PyTorch because {problem}"
+    if reason is not None:
+        warn_once(reason)
+        return None
+    return dispatch.triton_kernels()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -51,10 +69,22 @@ class RMSNorm(BackendOp):
         self.weight = nn.Parameter(torch.ones(hidden_size))
         self.eps = eps
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.backend == "eager":
-            return rms_norm_eager(x, self.weight, self.eps)
-        return rms_norm_fused(x, self.weight, self.eps)
+    def forward(
+        self, x: torch.Tensor, residual: torch.Tensor | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Normalize ``x``; with ``residual``, normalize ``s = x + residual`` and return ``(norm(s), s)``."""
+        backend = self.backend
+        if backend == "triton":
+            inputs = (x, self.weight) if residual is None else (x, self.weight, residual)
+            kernels = _triton_kernels_for("RMSNorm", *inputs)
+            if kernels is not None:
+                return kernels.rms_norm(x, self.weight, self.eps, residual)
+            backend = "eager"
+        if residual is not None:
+            x = x + residual
+        norm = rms_norm_eager if backend == "eager" else rms_norm_fused
+        out = norm(x, self.weight, self.eps)
+        return out if residual is None else (out, x)
 
     def extra_repr(self) -> str:
         return f"{tuple(self.weight.shape)}, eps={self.eps}"
@@ -153,18 +183,38 @@ class PeAttention(BackendOp):
         sin: torch.Tensor,
         key_padding_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """``hidden_states`` (B, T, C), rotary tables (T, head_dim / 2), mask (B, T) True = keep."""
         batch, seq, _ = hidden_states.shape
-        q = self.q_norm(self.q_proj(hidden_states).view(batch, seq, self.num_heads, self.head_dim))
-        k = self.k_norm(self.k_proj(hidden_states).view(batch, seq, self.num_kv_heads, self.head_dim))
+        q = self.q_proj(hidden_states).view(batch, seq, self.num_heads, self.head_dim)
+        k = self.k_proj(hidden_states).view(batch, seq, self.num_kv_heads, self.head_dim)
         v = self.v_proj(hidden_states).view(batch, seq, self.num_kv_heads, self.head_dim)
-        q = apply_rope_interleaved(q.transpose(1, 2), cos, sin)
-        k = apply_rope_interleaved(k.transpose(1, 2), cos, sin)
+        backend = self.backend
+        if backend == "triton":
+            kernels = self._triton_kernels(q, cos, sin)
+            if kernels is not None:
+                out = kernels.rope_attention(
+                    q, k, v, self.q_norm.weight, self.k_norm.weight, cos, sin, key_padding_mask,
+                    eps=self.q_norm.eps, scale=self.scale,
+                )
+                return self.o_proj(out.reshape(batch, seq, self.num_heads * self.head_dim))
+            backend = "eager"
+        norm = rms_norm_eager if backend == "eager" else rms_norm_fused
+        q = apply_rope_interleaved(norm(q, self.q_norm.weight, self.q_norm.eps).transpose(1, 2), cos, sin)
+        k = apply_rope_interleaved(norm(k, self.k_norm.weight, self.k_norm.eps).transpose(1, 2), cos, sin)
         v = v.transpose(1, 2)
-        if self.backend == "eager":
-            out = attention_eager(q, k, v, key_padding_mask, self.scale)
-        else:
-            out = attention_sdpa(q, k, v, key_padding_mask, self.scale)
+        attend = attention_eager if backend == "eager" else attention_sdpa
+        out = attend(q, k, v, key_padding_mask, self.scale)
         return self.o_proj(out.transpose(1, 2).reshape(batch, seq, self.num_heads * self.head_dim))
+
+    def _triton_kernels(self, q: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> ModuleType | None:
+        problem = None
+        if dispatch.triton_available() and not dispatch.triton_kernels().supports_head_dim(self.head_dim):
+            max_dim = dispatch.triton_kernels().MAX_HEAD_DIM
+            problem = f"head_dim {self.head_dim} is not supported by the kernel (even, at most {max_dim})"
+        elif self.q_norm.eps != self.k_norm.eps:
+            problem = "q_norm and k_norm have different eps (the kernel takes one)"
+        weights = (self.q_norm.weight, self.k_norm.weight)
+        return _triton_kernels_for("PeAttention", q, *weights, cos, sin, problem=problem)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -172,6 +222,7 @@ class PeAttention(BackendOp):
 
 
 def swiglu_eager(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """``silu(gate) * up``."""
     return F.silu(gate) * up
 
 
@@ -185,4 +236,7 @@ class SwiGLUMLP(BackendOp):
         self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(swiglu_eager(self.gate_proj(x), self.up_proj(x)))
+        gate, up = self.gate_proj(x), self.up_proj(x)
+        kernels = _triton_kernels_for("SwiGLU", gate, up) if self.backend == "triton" else None
+        activation = kernels.swiglu(gate, up) if kernels is not None else swiglu_eager(gate, up)
+        return self.down_proj(activation)

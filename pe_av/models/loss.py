@@ -12,15 +12,14 @@ import torch.nn.functional as F
 
 
 def sigmoid_contrastive_loss(logits: torch.Tensor) -> torch.Tensor:
-    """SigLIP loss for ``(N, N)`` pair logits, or ``(N, N, T)`` per-frame logits (averaged over valid frames
-    is left to the caller; here every frame counts). Row ``i`` and column ``i`` are the matching pair."""
-    if logits.dim() not in (2, 3) or logits.shape[0] != logits.shape[1]:
+    """SigLIP loss for ``(N, N)`` pair logits; row ``i`` and column ``i`` are the matching pair.
+
+    Per-frame logits have their own masked loss: :func:`pe_av.models.pe_audio.frame_level_sigmoid_loss`.
+    """
+    if logits.dim() != 2 or logits.shape[0] != logits.shape[1]:
         raise ValueError(
-            f"contrastive loss needs square (N, N) or (N, N, T) logits (one matching pair per row), "
-            f"got shape {tuple(logits.shape)}"
+            f"contrastive loss needs square (N, N) logits (one matching pair per row), got shape {tuple(logits.shape)}"
         )
     n = logits.shape[0]
     labels = 2 * torch.eye(n, device=logits.device, dtype=logits.dtype) - 1
-    if logits.dim() == 3:
-        labels = labels[:, :, None]
     return -F.logsigmoid(labels * logits).sum() / n

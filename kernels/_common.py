@@ -1,0 +1,63 @@
+"""Pieces shared by the kernel files: where a kernel can launch, dtype support, block-size helpers."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import triton
+from triton.runtime.interpreter import InterpretedFunction
+
+
+@triton.jit
+def _probe():
+    pass
+
+
+# triton decides at decoration time whether a @triton.jit function is compiled or interpreted (from
+# TRITON_INTERPRET), so ask a decorated function rather than the environment, which may have changed.
+INTERPRET: bool = isinstance(_probe, InterpretedFunction)
+
+SUPPORTED_DTYPES: tuple[torch.dtype, ...] = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def launch_problem(*tensors: torch.Tensor) -> str | None:
+    """Why these tensors cannot go to a Triton kernel in this process, or ``None`` if they can."""
+    for tensor in tensors:
+        device = tensor.device.type
+        if device == "cpu" and not INTERPRET:
+            return (
+                "CPU tensors need triton's interpreter (TRITON_INTERPRET=1 set before triton is imported)"
+            )
+        if device not in ("cpu", "cuda"):
+            return f"tensors on {device} are not supported (CUDA, or CPU under TRITON_INTERPRET=1)"
+        if tensor.dtype not in SUPPORTED_DTYPES:
+            return f"dtype {tensor.dtype} is not supported (float32, float16, bfloat16)"
+    return None
+
+
+def check_launchable(*tensors: torch.Tensor) -> None:
+    """Raise a clear error when :func:`launch_problem` finds one."""
+    problem = launch_problem(*tensors)
+    if problem is not None:
+        raise ValueError(problem)
+
+
+def check_same(name: str, attr: str, *tensors: torch.Tensor) -> None:
+    """Raise when ``tensors`` disagree on ``attr`` (``"device"`` or ``"dtype"``)."""
+    values = {getattr(t, attr) for t in tensors}
+    if len(values) > 1:
+        raise ValueError(f"{name}: inputs must share one {attr}, got {sorted(map(str, values))}")
+
+
+@functools.lru_cache(maxsize=None)
+def sm_count(device_index: int) -> int:
+    return torch.cuda.get_device_properties(device_index).multi_processor_count
+
+
+def parallel_programs(device: torch.device, per_sm: int = 4, interpreted: int = 4) -> int:
+    """How many persistent programs fill the device (a handful under the interpreter, which is serial)."""
+    if device.type != "cuda":
+        return interpreted
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return sm_count(index) * per_sm

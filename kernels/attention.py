@@ -1,0 +1,370 @@
+"""Fused attention of the PE transformer: per-head RMSNorm on q and k, rotary embedding, grouped
+key/value heads, key padding mask, and a flash-style (online softmax) forward kernel.
+
+Semantics equal ``pe_av.models.layers.PeAttention`` between its projections and its output
+projection (see :func:`rope_attention_reference`): q and k are RMS-normalized over ``head_dim`` (fp32
+statistics, cast to the input dtype, times the norm weight), then rotated, then
+``softmax(q k^T * scale) v`` with query head ``h`` reading key/value head ``h // (H // Hkv)``.
+Keys whose mask entry is False get a score below every real one (not ``-inf``): a query whose keys
+are all masked therefore gets the uniform average of all ``T`` value rows, as the eager form (which
+adds the dtype's most negative value) does, never NaN.
+
+The kernel never materializes the ``T x T`` score matrix. The backward recomputes the forward with the
+eager reference and differentiates that (memory O(T^2) per head during backward).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import triton
+import triton.language as tl
+from torch.library import triton_op, wrap_triton
+
+from ._common import check_launchable, check_same
+
+MAX_HEAD_DIM = 256
+_MASKED_SCORE = tl.constexpr(-1.0e30)  # score (log2 units) of a padded key: finite, so all-masked rows stay finite
+_LOG2E = 1.4426950408889634
+
+
+def supports_head_dim(head_dim: int) -> bool:
+    """Whether the kernel handles ``head_dim`` (even, at most :data:`MAX_HEAD_DIM`)."""
+    return 2 <= head_dim <= MAX_HEAD_DIM and head_dim % 2 == 0
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, half_split: bool) -> torch.Tensor:
+    """Rotary embedding of ``x`` (B, T, H, D) with tables (T, D/2), in ``x``'s dtype."""
+    cos, sin = cos[None, :, None, :], sin[None, :, None, :]
+    if half_split:
+        first, second = x.chunk(2, dim=-1)
+        return torch.cat((first * cos - second * sin, second * cos + first * sin), dim=-1)
+    first, second = x[..., 0::2], x[..., 1::2]
+    return torch.stack((first * cos - second * sin, first * sin + second * cos), dim=-1).flatten(-2)
+
+
+def rope_attention_reference(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    q_norm_weight: torch.Tensor,
+    k_norm_weight: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    key_padding_mask: torch.Tensor | None = None,
+    *,
+    eps: float = 1e-6,
+    scale: float | None = None,
+    half_split: bool = False,
+) -> torch.Tensor:
+    """Eager PyTorch form of :func:`rope_attention` (same arguments and result; O(T^2) memory)."""
+    seq, head_dim = q.shape[1], q.shape[-1]
+    scale = head_dim**-0.5 if scale is None else scale
+
+    def norm(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        return weight * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
+
+    q = _rotate(norm(q, q_norm_weight), cos[:seq], sin[:seq], half_split).transpose(1, 2)
+    k = _rotate(norm(k, k_norm_weight), cos[:seq], sin[:seq], half_split).transpose(1, 2)
+    v = v.transpose(1, 2)
+    groups = q.shape[1] // k.shape[1]
+    k = k.repeat_interleave(groups, dim=1)
+    v = v.repeat_interleave(groups, dim=1)
+    scores = torch.matmul(q, k.transpose(-1, -2)) * scale
+    if key_padding_mask is not None:
+        # an additive bias (not masked_fill) so that autograd, which the backward uses, gives what the
+        # eager form gives, also for queries whose keys are all masked
+        bias = torch.zeros(key_padding_mask.shape, dtype=scores.dtype, device=scores.device)
+        bias.masked_fill_(~key_padding_mask.bool(), torch.finfo(scores.dtype).min)
+        scores = scores + bias[:, None, None, :]
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+    return torch.matmul(probs, v).transpose(1, 2)
+
+
+# --------------------------------------------------------------------------------------------------
+# kernel
+
+
+@triton.jit
+def _norm_rope(
+    base, stride_t, pos, pos_valid, offs_d, d_valid, partner, freq, sign,
+    W, COS, SIN, stride_cos, stride_sin, eps,
+    HEAD_DIM: tl.constexpr, DTYPE: tl.constexpr,
+):
+    """Rows ``pos`` of one head, RMS-normalized and rotated, as a (rows, D_PAD) tile in ``DTYPE``.
+
+    Each element's rotation partner is loaded a second time (from cache) instead of being shuffled in
+    registers, which works for both pair layouts and for head dims padded to a power of two.
+    """
+    mask = pos_valid[:, None] & d_valid[None, :]
+    rows = base + pos[:, None] * stride_t
+    x = tl.load(rows + offs_d[None, :], mask=mask, other=0.0).to(tl.float32)
+    x_pair = tl.load(rows + partner[None, :], mask=mask, other=0.0).to(tl.float32)
+    rstd = tl.rsqrt(tl.sum(x * x, axis=1) / HEAD_DIM + eps)[:, None]
+    w = tl.load(W + offs_d, mask=d_valid, other=0.0).to(tl.float32)[None, :]
+    w_pair = tl.load(W + partner, mask=d_valid, other=0.0).to(tl.float32)[None, :]
+    # round where the eager form rounds: after normalizing and after the weight
+    x = (w * (x * rstd).to(DTYPE).to(tl.float32)).to(DTYPE).to(tl.float32)
+    x_pair = (w_pair * (x_pair * rstd).to(DTYPE).to(tl.float32)).to(DTYPE).to(tl.float32)
+    cos = tl.load(COS + pos[:, None] * stride_cos + freq[None, :], mask=mask, other=0.0).to(tl.float32)
+    sin = tl.load(SIN + pos[:, None] * stride_sin + freq[None, :], mask=mask, other=0.0).to(tl.float32)
+    return (x * cos + sign[None, :] * x_pair * sin).to(DTYPE)
+
+
+@triton.jit
+def _rope_attention_fwd_kernel(
+    Q, K, V, O, QW, KW, COS, SIN, MASK,
+    stride_qb, stride_qt, stride_qh,
+    stride_kb, stride_kt, stride_kh,
+    stride_vb, stride_vt, stride_vh,
+    stride_ob, stride_ot, stride_oh,
+    stride_cos, stride_sin, stride_mb,
+    seq_len, num_heads, groups, num_m_blocks, eps, qk_scale,
+    HEAD_DIM: tl.constexpr, D_PAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    HALF_SPLIT: tl.constexpr, HAS_MASK: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):
+    # one flat grid (no 65535 limit on batch*heads); neighbouring programs share a head's keys
+    pid = tl.program_id(0)
+    pid_m = pid % num_m_blocks
+    pid_bh = pid // num_m_blocks
+    batch = (pid_bh // num_heads).to(tl.int64)
+    head = pid_bh % num_heads
+    kv_head = head // groups
+    dtype = Q.dtype.element_ty
+
+    offs_d = tl.arange(0, D_PAD)
+    d_valid = offs_d < HEAD_DIM
+    if HALF_SPLIT:
+        half = HEAD_DIM // 2
+        first = offs_d < half
+        partner = tl.where(first, offs_d + half, offs_d - half)
+        freq = tl.where(first, offs_d, offs_d - half)
+        sign = tl.where(first, -1.0, 1.0)
+    else:
+        partner = offs_d ^ 1
+        freq = offs_d // 2
+        sign = tl.where(offs_d % 2 == 0, -1.0, 1.0)
+
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    m_valid = offs_m < seq_len
+    q = _norm_rope(
+        Q + batch * stride_qb + head * stride_qh, stride_qt, offs_m, m_valid, offs_d, d_valid,
+        partner, freq, sign, QW, COS, SIN, stride_cos, stride_sin, eps, HEAD_DIM, dtype,
+    )
+    k_base = K + batch * stride_kb + kv_head * stride_kh
+    v_base = V + batch * stride_vb + kv_head * stride_vh
+
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, D_PAD], dtype=tl.float32)
+    for start in range(0, seq_len, BLOCK_N):
+        offs_n = start + tl.arange(0, BLOCK_N)
+        n_valid = offs_n < seq_len
+        k = _norm_rope(
+            k_base, stride_kt, offs_n, n_valid, offs_d, d_valid,
+            partner, freq, sign, KW, COS, SIN, stride_cos, stride_sin, eps, HEAD_DIM, dtype,
+        )
+        scores = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale
+        if HAS_MASK:
+            keep = tl.load(MASK + batch * stride_mb + offs_n, mask=n_valid, other=0) != 0
+            scores = tl.where(keep[None, :], scores, _MASKED_SCORE)
+        # keys past the end weigh exactly 0; every block has at least one in-range key, so m_new is finite
+        scores = tl.where(n_valid[None, :], scores, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(scores, axis=1))
+        alpha = tl.exp2(m_i - m_new)
+        p = tl.exp2(scores - m_new[:, None])
+        l_i = l_i * alpha + tl.sum(p, axis=1)
+        v = tl.load(
+            v_base + offs_n[:, None] * stride_vt + offs_d[None, :],
+            mask=n_valid[:, None] & d_valid[None, :], other=0.0,
+        )
+        acc = acc * alpha[:, None] + tl.dot(p.to(dtype), v, input_precision=DOT_PRECISION)
+        m_i = m_new
+
+    out = acc / l_i[:, None]
+    o_ptrs = O + batch * stride_ob + head * stride_oh + offs_m[:, None] * stride_ot + offs_d[None, :]
+    tl.store(o_ptrs, out.to(dtype), mask=m_valid[:, None] & d_valid[None, :])
+
+
+# --------------------------------------------------------------------------------------------------
+# launcher
+
+
+def _blocks(seq: int, d_pad: int, dtype: torch.dtype, device: torch.device) -> tuple[int, int, int]:
+    """(BLOCK_M, BLOCK_N, warps). Tiles never go below 16 (the smallest ``tl.dot`` operand)."""
+    fit = max(16, triton.next_power_of_2(seq))
+    if device.type != "cuda":  # interpreter: every program runs serially in numpy, big tiles are cheapest
+        return min(64, fit), min(64, fit), 4
+    if dtype == torch.float32:
+        block_m, block_n = (64, 32) if d_pad <= 64 else (32, 32)
+    else:
+        block_m, block_n = (64, 64) if d_pad <= 128 else (64, 32)
+    return min(block_m, fit), min(block_n, fit), 4 if d_pad <= 64 else 8
+
+
+@triton_op("pe_av_kernels::rope_attention_fwd", mutates_args={})
+def _rope_attention_fwd(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    q_norm_weight: torch.Tensor,
+    k_norm_weight: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    key_padding_mask: Optional[torch.Tensor],
+    eps: float,
+    scale: float,
+    half_split: bool,
+    block_m: int,
+    block_n: int,
+) -> torch.Tensor:
+    """Checked inputs (unit stride on the last dim; mask as uint8) → contiguous (B, T, H, D)."""
+    batch, seq, heads, head_dim = q.shape
+    out = torch.empty((batch, seq, heads, head_dim), dtype=q.dtype, device=q.device)
+    if out.numel() == 0:
+        return out
+    d_pad = max(16, triton.next_power_of_2(head_dim))
+    auto_m, auto_n, warps = _blocks(seq, d_pad, q.dtype, q.device)
+    block_m, block_n = block_m or auto_m, block_n or auto_n
+    num_m_blocks = triton.cdiv(seq, block_m)
+    has_mask = key_padding_mask is not None
+    mask = key_padding_mask if has_mask else q
+    wrap_triton(_rope_attention_fwd_kernel)[(num_m_blocks * batch * heads,)](
+        q, k, v, out, q_norm_weight, k_norm_weight, cos, sin, mask,
+        q.stride(0), q.stride(1), q.stride(2),
+        k.stride(0), k.stride(1), k.stride(2),
+        v.stride(0), v.stride(1), v.stride(2),
+        out.stride(0), out.stride(1), out.stride(2),
+        cos.stride(0), sin.stride(0), mask.stride(0),
+        seq, heads, heads // k.shape[2], num_m_blocks, eps, scale * _LOG2E,
+        HEAD_DIM=head_dim, D_PAD=d_pad, BLOCK_M=block_m, BLOCK_N=block_n,
+        HALF_SPLIT=half_split, HAS_MASK=has_mask,
+        DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+        num_warps=warps, num_stages=2,
+    )
+    return out
+
+
+class RopeAttentionFunction(torch.autograd.Function):
+    """Forward: the Triton kernel. Backward: recomputes the forward with
+    :func:`rope_attention_reference` under autograd and differentiates it (simple and exact, but
+    O(T^2) memory per head while the backward runs)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, q_norm_weight, k_norm_weight, cos, sin, mask, eps, scale, half_split, block_m, block_n):
+        out = torch.ops.pe_av_kernels.rope_attention_fwd(
+            q, k, v, q_norm_weight, k_norm_weight, cos, sin, mask, eps, scale, half_split, block_m, block_n
+        )
+        ctx.save_for_backward(q, k, v, q_norm_weight, k_norm_weight, cos, sin, mask)
+        ctx.options = dict(eps=eps, scale=scale, half_split=half_split)
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        *inputs, mask = ctx.saved_tensors
+        needs = ctx.needs_input_grad[: len(inputs)]
+        with torch.enable_grad():
+            leaves = [t.detach().requires_grad_(need) for t, need in zip(inputs, needs)]
+            out = rope_attention_reference(*leaves, mask, **ctx.options)
+            wanted = [leaf for leaf, need in zip(leaves, needs) if need]
+            grads = iter(torch.autograd.grad(out, wanted, dout) if wanted else ())
+        return (*(next(grads) if need else None for need in needs), None, None, None, None, None, None)
+
+
+def _check(q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask) -> None:
+    tensors = dict(q=q, k=k, v=v, q_norm_weight=q_norm_weight, k_norm_weight=k_norm_weight, cos=cos, sin=sin)
+    for name, tensor in tensors.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"rope_attention: {name} must be a tensor, got {type(tensor).__name__}")
+    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
+        raise ValueError("rope_attention: q, k and v must be (batch, seq, heads, head_dim)")
+    batch, seq, heads, head_dim = q.shape
+    if k.shape != v.shape or k.shape[:2] != (batch, seq) or k.shape[3] != head_dim:
+        raise ValueError(
+            f"rope_attention: k {tuple(k.shape)} and v {tuple(v.shape)} must be (B, T, Hkv, D) matching "
+            f"q {tuple(q.shape)}"
+        )
+    if k.shape[2] == 0 or heads % k.shape[2] != 0:
+        raise ValueError(f"rope_attention: {heads} query heads are not a multiple of {k.shape[2]} kv heads")
+    if not supports_head_dim(head_dim):
+        raise ValueError(f"rope_attention: head_dim {head_dim} unsupported (even, at most {MAX_HEAD_DIM})")
+    for name in ("q_norm_weight", "k_norm_weight"):
+        if tensors[name].shape != (head_dim,):
+            raise ValueError(f"rope_attention: {name} must have shape ({head_dim},), got {tuple(tensors[name].shape)}")
+    for name in ("cos", "sin"):
+        table = tensors[name]
+        if table.dim() != 2 or table.shape[0] < seq or table.shape[1] != head_dim // 2:
+            raise ValueError(
+                f"rope_attention: {name} must be (>= {seq}, {head_dim // 2}), got {tuple(table.shape)}"
+            )
+    check_same("rope_attention", "dtype", q, k, v)
+    devices = list(tensors.values())
+    if key_padding_mask is not None:
+        if not isinstance(key_padding_mask, torch.Tensor) or key_padding_mask.shape != (batch, seq):
+            shape = getattr(key_padding_mask, "shape", None)
+            raise ValueError(f"rope_attention: key_padding_mask must be ({batch}, {seq}), got {shape}")
+        if key_padding_mask.is_floating_point() or key_padding_mask.is_complex():
+            raise TypeError("rope_attention: key_padding_mask must be bool or integer (True/1 = keep)")
+        devices.append(key_padding_mask)
+    check_same("rope_attention", "device", *devices)
+    check_launchable(*tensors.values())
+
+
+def _unit_last_stride(t: torch.Tensor) -> torch.Tensor:
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
+def rope_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    q_norm_weight: torch.Tensor,
+    k_norm_weight: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    key_padding_mask: torch.Tensor | None = None,
+    *,
+    eps: float = 1e-6,
+    scale: float | None = None,
+    half_split: bool = False,
+    block_m: int = 0,
+    block_n: int = 0,
+) -> torch.Tensor:
+    """QK-RMSNorm + RoPE + bidirectional attention in one kernel (Triton, differentiable).
+
+    Args:
+        q: ``(B, T, H, D)`` query projections, e.g. ``q_proj(x).view(B, T, H, D)`` (any strides; the last
+            dim is copied to unit stride if needed). float32/float16/bfloat16 on CUDA, or CPU under
+            ``TRITON_INTERPRET=1``.
+        k, v: ``(B, T, Hkv, D)`` with ``H % Hkv == 0``; query head ``h`` uses kv head ``h // (H // Hkv)``.
+        q_norm_weight, k_norm_weight: ``(D,)`` RMSNorm weights applied per head before the rotation.
+        cos, sin: ``(>= T, D // 2)`` rotary tables; row ``t`` rotates position ``t``.
+        key_padding_mask: ``(B, T)`` bool/int, True/nonzero = attend to this key; ``None`` = all keys.
+            A query whose keys are all masked gets the mean of all ``T`` value rows (as the eager form).
+        eps: RMSNorm epsilon. scale: score scale, default ``D ** -0.5``.
+        half_split: rotate pairs ``(x_i, x_{i + D/2})`` instead of interleaved ``(x_{2i}, x_{2i+1})``.
+        block_m, block_n: tile sizes (powers of two >= 16); 0 picks them. For tests.
+    Returns:
+        ``(B, T, H, D)`` contiguous, in ``q``'s dtype.
+    """
+    _check(q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask)
+    for block in (block_m, block_n):
+        if block and (block < 16 or block & (block - 1)):
+            raise ValueError(f"rope_attention: block sizes must be powers of two >= 16, got {block}")
+    mask = None
+    if key_padding_mask is not None:
+        mask = _unit_last_stride(key_padding_mask if key_padding_mask.dtype == torch.bool else key_padding_mask != 0)
+        mask = mask.view(torch.uint8)
+    q, k, v, cos, sin = (_unit_last_stride(t) for t in (q, k, v, cos, sin))
+    scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
+    if not math.isfinite(scale):
+        raise ValueError(f"rope_attention: scale must be finite, got {scale}")
+    return RopeAttentionFunction.apply(
+        q, k, v, q_norm_weight, k_norm_weight, cos, sin, mask, float(eps), scale, bool(half_split), block_m, block_n
+    )
+
+
+__all__ = ["MAX_HEAD_DIM", "rope_attention", "rope_attention_reference", "supports_head_dim"]

@@ -1,0 +1,163 @@
+"""``PeAudioModel`` and ``PeAudioFrameLevelModel``: text tower + audio encoder + contrastive heads.
+
+Differences from transformers (each documented where it lives):
+
+- Loss: SigLIP with labels ``2·I − 1`` (see :mod:`pe_av.models.loss`). The reference multiplies the
+  logits by the identity, so off-diagonal pairs add a constant ``log 2`` and get zero gradient.
+- ``get_text_audio_embeds`` works (the reference reads ``hidden_states`` it never asked for) and
+  both ``get_*_embeds`` return exactly the embeddings ``forward`` returns.
+- The frame-level loss is defined (the reference fails to broadcast): see
+  :func:`frame_level_sigmoid_loss`.
+- The text embedding follows ``text_config.text_embedding_layer`` (see :mod:`pe_av.models.text`).
+- ``text_outputs.hidden_states`` is None unless ``output_hidden_states=True``; the reference fills it
+  with Nones and the last hidden state.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import PeAudioConfig
+from .audio import PeAudioEncoder
+from .base import PePreTrainedModel
+from .heads import ContrastiveHead, scaled_logits
+from .loss import sigmoid_contrastive_loss
+from .outputs import PeAudioOutput
+from .text import ModernBertModel
+
+__all__ = ["PeAudioModel", "PeAudioFrameLevelModel", "frame_level_sigmoid_loss"]
+
+
+def frame_level_sigmoid_loss(logits: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """SigLIP loss over every valid frame of ``(N, N, T)`` per-frame logits.
+
+    Every frame of clip ``i`` is a positive for caption ``i`` and a negative for every other caption
+    (labels ``2·I − 1`` broadcast over frames). Each clip's frames are averaged over its valid ones
+    (``frame_mask`` ``(N, T)``, True = valid; None = all valid), then rows are summed and divided by
+    ``N`` as in the clip-level loss, so every clip weighs the same whatever its length and ``T = 1``
+    gives the clip-level loss. A clip without valid frames contributes nothing.
+    """
+    if logits.dim() != 3 or logits.shape[0] != logits.shape[1]:
+        raise ValueError(f"frame-level loss needs (N, N, frames) logits, got shape {tuple(logits.shape)}")
+    n, _, frames = logits.shape
+    labels = 2 * torch.eye(n, device=logits.device, dtype=logits.dtype) - 1
+    per_frame = -F.logsigmoid(labels[:, :, None] * logits)
+    if frame_mask is None:
+        weights = torch.full((n, frames), 1.0 / frames, device=logits.device, dtype=logits.dtype)
+    else:
+        if tuple(frame_mask.shape) != (n, frames):
+            raise ValueError(f"frame_mask must have shape (N, frames) = ({n}, {frames}), got {tuple(frame_mask.shape)}")
+        valid = frame_mask.to(logits.dtype)
+        weights = valid / valid.sum(dim=-1, keepdim=True).clamp(min=1)
+    return (per_frame * weights[:, None, :]).sum() / n
+
+
+class PeAudioModel(PePreTrainedModel):
+    """Audio-text contrastive model (clip level): ModernBERT text tower + :class:`PeAudioEncoder`.
+
+    ``logits_audio_text[i, j] = audio_embeds[i] · text_audio_embeds[j] · scale + bias``. The audio and
+    text batches may differ in size (retrieval), except with ``return_loss=True``.
+    """
+
+    config_class = PeAudioConfig
+    main_input_name = "input_values"
+
+    def __init__(self, config: PeAudioConfig) -> None:
+        super().__init__(config)
+        text_dim = config.text_config.hidden_size
+        self.text_model = ModernBertModel(config.text_config)
+        self.audio_encoder = PeAudioEncoder(config.audio_config)
+        self.text_audio_head = ContrastiveHead(text_dim, text_dim)
+        self.audio_head = ContrastiveHead(config.audio_config.hidden_size, text_dim)
+        self.text_audio_logit_scale = nn.Parameter(torch.zeros(1))
+        self.text_audio_logit_bias = nn.Parameter(torch.zeros(1))
+        self._maybe_init_weights()
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Reference-style random init: each tower its own scheme, heads N(0, text initializer_range)
+        with unit LayerNorms, logit scale/bias at 0."""
+        # the towers are initialised separately: the generic init does not know bias-free LayerNorms
+        self.text_model.init_weights()
+        self.audio_encoder.init_weights()
+        std = self.config.text_config.initializer_range
+        for head in (self.text_audio_head, self.audio_head):
+            nn.init.normal_(head.proj.weight, std=std)
+            nn.init.ones_(head.layer_norm.weight)
+            nn.init.zeros_(head.layer_norm.bias)
+        nn.init.zeros_(self.text_audio_logit_scale)
+        nn.init.zeros_(self.text_audio_logit_bias)
+
+    def get_text_audio_embeds(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``(n_text, D)`` text embeddings in the audio-text space (as ``forward``'s ``text_audio_embeds``)."""
+        return self.text_audio_head(self.text_model.text_embedding(input_ids, attention_mask))
+
+    def get_audio_embeds(self, input_values: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``(n_audio, D)`` audio embeddings in the audio-text space (as ``forward``'s ``audio_embeds``)."""
+        return self._audio_embeds(self.audio_encoder(input_values, padding_mask))
+
+    def _audio_embeds(self, audio_outputs) -> torch.Tensor:
+        return self.audio_head(audio_outputs.pooler_output)
+
+    def _loss(self, logits: torch.Tensor, audio_outputs) -> torch.Tensor:
+        return sigmoid_contrastive_loss(logits)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        padding_mask: torch.Tensor | None = None,
+        return_loss: bool = False,
+        output_hidden_states: bool = False,
+    ) -> PeAudioOutput:
+        """Embed captions and audio clips and score every (clip, caption) pair.
+
+        Args:
+            input_ids: ``(n_text, T)`` token ids; ``attention_mask``: ``(n_text, T)``, 1 = real token.
+            input_values: ``(n_audio, 1, L)`` 48 kHz waveforms; ``padding_mask``: ``(n_audio, L)``, 1 = real sample.
+            return_loss: also compute the sigmoid contrastive loss (needs ``n_audio == n_text``, pair
+                ``i`` matching).
+            output_hidden_states: also return both towers' hidden states.
+        """
+        if return_loss and isinstance(input_ids, torch.Tensor) and isinstance(input_values, torch.Tensor):
+            if input_ids.shape[0] != input_values.shape[0]:
+                raise ValueError(
+                    f"return_loss=True needs one caption per clip: input_ids has batch {input_ids.shape[0]} "
+                    f"but input_values has batch {input_values.shape[0]}"
+                )
+        audio_outputs = self.audio_encoder(input_values, padding_mask, output_hidden_states=output_hidden_states)
+        text_outputs = self.text_model(input_ids, attention_mask, output_hidden_states=output_hidden_states)
+        audio_embeds = self._audio_embeds(audio_outputs)
+        text_audio_embeds = self.text_audio_head(text_outputs.pooler_output)
+        logits = scaled_logits(audio_embeds, text_audio_embeds, self.text_audio_logit_scale, self.text_audio_logit_bias)
+        return PeAudioOutput(
+            loss=self._loss(logits, audio_outputs) if return_loss else None,
+            logits_audio_text=logits,
+            text_audio_embeds=text_audio_embeds,
+            audio_embeds=audio_embeds,
+            text_outputs=text_outputs,
+            audio_outputs=audio_outputs,
+        )
+
+
+class PeAudioFrameLevelModel(PeAudioModel):
+    """Frame-level audio-text model (PE-A-Frame): one audio embedding per audio token (25 per second).
+
+    ``audio_embeds`` is ``(n_audio, frames, D)`` and ``logits_audio_text`` ``(n_audio, n_text, frames)``.
+    Padded frames (``audio_outputs.output_mask`` is 0) get values too; ignore them. The loss is
+    :func:`frame_level_sigmoid_loss` over valid frames.
+    """
+
+    def get_audio_embeds(self, input_values: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``(n_audio, frames, D)`` per-frame audio embeddings (as ``forward``'s ``audio_embeds``)."""
+        return super().get_audio_embeds(input_values, padding_mask)
+
+    def _audio_embeds(self, audio_outputs) -> torch.Tensor:
+        return self.audio_head(audio_outputs.last_hidden_state)
+
+    def _loss(self, logits: torch.Tensor, audio_outputs) -> torch.Tensor:
+        mask = audio_outputs.output_mask
+        return frame_level_sigmoid_loss(logits, None if mask is None else mask.bool())

@@ -1,0 +1,344 @@
+"""ModernBERT, the text tower of PE-AV (``model_type`` ``"modernbert"``).
+
+Layout (attribute names equal transformers' ``ModernBertModel`` state-dict keys):
+``embeddings`` (token embedding → LayerNorm) → ``layers`` (pre-norm attention with half-split RoPE,
+full or sliding-window per ``config.layer_types``; pre-norm GeGLU MLP) → ``final_norm``.
+Layer 0 has no attention norm: the embedding norm already normalises its input.
+
+Text embedding (``pooler_output``, :meth:`ModernBertModel.text_embedding`): token 0 of the last hidden
+state after ``final_norm``, as transformers computes it. With ``config.text_embedding_layer = n`` it
+is token 0 of layer ``n``'s output *without* the final norm, as Meta's original code does (it reads
+layer 22 of a 28-layer tower); then only the first ``n`` layers are needed, and
+:meth:`ModernBertModel.text_embedding` runs only those. Layer ``n``'s output is transformers'
+``hidden_states[n]`` for ``n`` below the layer count; for ``n`` equal to it, it is the last layer's
+raw output, whereas transformers' ``hidden_states[-1]`` is the normed ``last_hidden_state``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import ModernBertConfig
+from ..dispatch import warn_once
+from .base import PePreTrainedModel
+from .inputs import check_padding_mask
+from .layers import BackendOp
+from .outputs import BaseModelOutputWithPooling
+
+__all__ = ["ModernBertModel", "check_input_ids"]
+
+_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gelu": F.gelu,
+    "gelu_python": F.gelu,
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "silu": F.silu,
+    "swish": F.silu,
+    "relu": F.relu,
+}
+
+
+def check_input_ids(input_ids: object, vocab_size: int, device: torch.device) -> torch.Tensor:
+    """Validate ``(batch, seq_len)`` integer token ids in ``[0, vocab_size)`` on ``device``."""
+    if not isinstance(input_ids, torch.Tensor):
+        raise TypeError(f"input_ids must be a torch.Tensor of shape (batch, seq_len), got {type(input_ids).__name__}")
+    if input_ids.dtype == torch.bool or input_ids.is_floating_point() or input_ids.is_complex():
+        raise TypeError(f"input_ids must hold integer token ids (torch.long), got dtype {input_ids.dtype}")
+    if input_ids.dim() != 2:
+        raise ValueError(f"input_ids must have shape (batch, seq_len), got {tuple(input_ids.shape)}")
+    if input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
+        raise ValueError(f"input_ids is empty: shape {tuple(input_ids.shape)}")
+    if input_ids.device != device:
+        raise ValueError(f"input_ids is on {input_ids.device} but the model is on {device}")
+    low, high = int(input_ids.min()), int(input_ids.max())
+    if low < 0 or high >= vocab_size:
+        raise ValueError(f"input_ids must lie in [0, {vocab_size}) (the vocabulary), got values in [{low}, {high}]")
+    return input_ids.long()
+
+
+# --------------------------------------------------------------------------------------------------
+# Rotary position embedding (half-split pairs)
+
+
+def rope_half_split_cos_sin(
+    seq_len: int, head_dim: int, theta: float, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cos``/``sin`` of shape ``(seq_len, head_dim // 2)`` for positions ``0..seq_len-1``.
+
+    Angles are computed in fp32 and the tables cast to ``dtype``, as the reference does.
+    """
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim))
+    angles = torch.arange(seq_len, device=device, dtype=torch.float32)[:, None] * inv_freq[None, :]
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def apply_rope_half_split(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs ``(x[i], x[i + D/2])`` by the angle of frequency ``i``; math in fp32.
+
+    ``x``: ``(..., seq, head_dim)``; ``cos``/``sin``: ``(seq, head_dim // 2)``.
+    """
+    xf = x.float()
+    first, second = xf.chunk(2, dim=-1)
+    cos, sin = cos.float(), sin.float()
+    rotated = torch.cat((first * cos - second * sin, second * cos + first * sin), dim=-1)
+    return rotated.to(x.dtype)
+
+
+# --------------------------------------------------------------------------------------------------
+# Attention masks
+
+
+def attention_allowed(
+    key_padding_mask: torch.Tensor | None, seq_len: int, half_window: int | None, device: torch.device
+) -> torch.Tensor | None:
+    """Boolean ``(B or 1, 1, T, T)`` mask of the (query, key) pairs that may attend, or None for "all".
+
+    ``half_window``: keys at distance ``<= half_window`` from the query are visible (None: no window).
+    Padded keys are hidden; padded queries still attend (their outputs are ignored downstream).
+    """
+    windowed = half_window is not None and seq_len > half_window
+    if key_padding_mask is None and not windowed:
+        return None
+    allowed = torch.ones(1, 1, seq_len, seq_len, dtype=torch.bool, device=device)
+    if windowed:
+        positions = torch.arange(seq_len, device=device)
+        allowed = allowed & ((positions[:, None] - positions[None, :]).abs() <= half_window)
+    if key_padding_mask is not None:
+        allowed = allowed & key_padding_mask[:, None, None, :]
+    return allowed
+
+
+def attention_eager(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None, scale: float, dropout: float
+) -> torch.Tensor:
+    """Reference attention; ``q``/``k``/``v``: ``(B, H, T, D)``.
+
+    Hidden pairs get the dtype's most negative value (not -inf): a query with no visible key averages
+    every value uniformly instead of producing NaN, as the reference's eager path does.
+    """
+    scores = torch.matmul(q, k.transpose(-1, -2)) * scale
+    if allowed is not None:
+        bias = torch.zeros(allowed.shape, dtype=scores.dtype, device=scores.device)
+        scores = scores + bias.masked_fill_(~allowed, torch.finfo(scores.dtype).min)
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+    if dropout > 0.0:
+        probs = F.dropout(probs, p=dropout, training=True)
+    return torch.matmul(probs, v)
+
+
+def attention_sdpa(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None, scale: float, dropout: float
+) -> torch.Tensor:
+    """Same contract as :func:`attention_eager` through ``F.scaled_dot_product_attention``."""
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout, scale=scale)
+
+
+# --------------------------------------------------------------------------------------------------
+# Modules
+
+
+class ModernBertEmbeddings(nn.Module):
+    """Token embedding → LayerNorm (bias per ``norm_bias``) → dropout."""
+
+    def __init__(self, config: ModernBertConfig) -> None:
+        super().__init__()
+        pad = config.pad_token_id
+        padding_idx = pad if pad is not None and 0 <= pad < config.vocab_size else None
+        self.tok_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=padding_idx)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
+        self.drop = nn.Dropout(config.embedding_dropout)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.norm(self.tok_embeddings(input_ids)))
+
+
+class ModernBertAttention(BackendOp):
+    """Fused QKV projection, half-split RoPE, bidirectional (optionally windowed) attention, output
+    projection. The window itself comes in through the ``allowed`` mask built by the model."""
+
+    def __init__(self, config: ModernBertConfig) -> None:
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.head_dim
+        self.scale = self.head_dim**-0.5
+        self.dropout = config.attention_dropout
+        self.Wqkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=config.attention_bias)
+        self.Wo = nn.Linear(config.hidden_size, config.hidden_size, bias=config.attention_bias)
+
+    def forward(
+        self, hidden_states: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, allowed: torch.Tensor | None
+    ) -> torch.Tensor:
+        batch, seq, _ = hidden_states.shape
+        qkv = self.Wqkv(hidden_states).view(batch, seq, 3, self.num_heads, self.head_dim)
+        q, k, v = (t.transpose(1, 2) for t in qkv.unbind(dim=2))
+        q, k = apply_rope_half_split(q, cos, sin), apply_rope_half_split(k, cos, sin)
+        dropout = self.dropout if self.training else 0.0
+        if self.backend == "eager":
+            out = attention_eager(q, k, v, allowed, self.scale, dropout)
+        else:
+            if self.backend == "triton":
+                warn_once("ModernBERT attention has no Triton kernel yet (sliding window, half-split RoPE); using sdpa")
+            out = attention_sdpa(q, k, v, allowed, self.scale, dropout)
+        out = self.Wo(out.transpose(1, 2).reshape(batch, seq, -1))
+        return F.dropout(out, p=self.dropout, training=self.training) if self.dropout > 0.0 else out
+
+
+class ModernBertMLP(BackendOp):
+    """GeGLU: ``Wi`` → split into (input, gate) halves → ``act(input) * gate`` → ``Wo``."""
+
+    def __init__(self, config: ModernBertConfig) -> None:
+        super().__init__()
+        if config.hidden_activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"text_config.hidden_activation {config.hidden_activation!r} is not supported; "
+                f"expected one of {sorted(_ACTIVATIONS)}"
+            )
+        self.act = _ACTIVATIONS[config.hidden_activation]
+        self.Wi = nn.Linear(config.hidden_size, 2 * config.intermediate_size, bias=config.mlp_bias)
+        self.drop = nn.Dropout(config.mlp_dropout)
+        self.Wo = nn.Linear(config.intermediate_size, config.hidden_size, bias=config.mlp_bias)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        value, gate = self.Wi(hidden_states).chunk(2, dim=-1)
+        return self.Wo(self.drop(self.act(value) * gate))
+
+
+class ModernBertEncoderLayer(nn.Module):
+    """``x + attn(attn_norm(x))`` then ``x + mlp(mlp_norm(x))``; layer 0 has no ``attn_norm``."""
+
+    def __init__(self, config: ModernBertConfig, layer_idx: int) -> None:
+        super().__init__()
+        self.attention_type = config.layer_types[layer_idx]
+        if layer_idx == 0:
+            self.attn_norm: nn.Module = nn.Identity()
+        else:
+            self.attn_norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
+        self.attn = ModernBertAttention(config)
+        self.mlp_norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
+        self.mlp = ModernBertMLP(config)
+
+    def forward(
+        self, hidden_states: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, allowed: torch.Tensor | None
+    ) -> torch.Tensor:
+        hidden_states = hidden_states + self.attn(self.attn_norm(hidden_states), cos, sin, allowed)
+        return hidden_states + self.mlp(self.mlp_norm(hidden_states))
+
+
+class ModernBertModel(PePreTrainedModel):
+    """The ModernBERT encoder used as PE-AV's text tower (transformers' ``ModernBertModel``).
+
+    ``config.local_attention`` is the *total* window of sliding layers: a token sees keys within
+    ``local_attention // 2`` positions on each side. Full and sliding layers use their own RoPE theta
+    (``config.rope_parameters["full_attention" | "sliding_attention"]``).
+    """
+
+    config_class = ModernBertConfig
+    main_input_name = "input_ids"
+
+    def __init__(self, config: ModernBertConfig) -> None:
+        super().__init__(config)
+        self.embeddings = ModernBertEmbeddings(config)
+        self.layers = nn.ModuleList(ModernBertEncoderLayer(config, i) for i in range(config.num_hidden_layers))
+        self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
+        self._maybe_init_weights()
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Truncated-normal init as the reference: ``initializer_range`` for embeddings and input
+        projections, scaled down by ``sqrt(2 · layers)`` for output projections; norms to 1/0."""
+        config = self.config
+        cutoff = config.initializer_cutoff_factor or 3.0
+        std_in = config.initializer_range
+        std_out = config.initializer_range / (2.0 * config.num_hidden_layers) ** 0.5
+
+        def trunc(weight: torch.Tensor, std: float) -> None:
+            nn.init.trunc_normal_(weight, mean=0.0, std=std, a=-cutoff * std, b=cutoff * std)
+
+        trunc(self.embeddings.tok_embeddings.weight, std_in)
+        for module in self.modules():
+            if isinstance(module, (ModernBertAttention, ModernBertMLP)):
+                first = module.Wqkv if isinstance(module, ModernBertAttention) else module.Wi
+                trunc(first.weight, std_in)
+                trunc(module.Wo.weight, std_out)
+                for linear in (first, module.Wo):
+                    if linear.bias is not None:
+                        nn.init.zeros_(linear.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    def _prepare(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]]:
+        """Embeddings plus, per layer type, the RoPE tables and the attention mask."""
+        input_ids = check_input_ids(input_ids, self.config.vocab_size, self.device)
+        batch, seq = input_ids.shape
+        key_padding = check_padding_mask(attention_mask, "attention_mask", batch, seq, self.device)
+        if key_padding is not None and bool(key_padding.all()):
+            key_padding = None
+        hidden_states = self.embeddings(input_ids)
+        per_type = {}
+        for kind in set(self.config.layer_types):
+            theta = float(self.config.rope_parameters[kind]["rope_theta"])
+            cos, sin = rope_half_split_cos_sin(seq, self.config.head_dim, theta, hidden_states.device, hidden_states.dtype)
+            half_window = self.config.local_attention // 2 if kind == "sliding_attention" else None
+            per_type[kind] = (cos, sin, attention_allowed(key_padding, seq, half_window, hidden_states.device))
+        return hidden_states, per_type
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+    ) -> BaseModelOutputWithPooling:
+        """Encode a batch of token ids.
+
+        Args:
+            input_ids: ``(B, T)`` integer token ids (right-padded; positions are ``0..T-1``).
+            attention_mask: ``(B, T)`` with 1/True for real tokens and 0/False for padding.
+            output_hidden_states: also return the embedding output and every layer's output; as in
+                transformers the last entry is the final (normed) ``last_hidden_state``.
+
+        Returns:
+            :class:`BaseModelOutputWithPooling` with ``last_hidden_state`` ``(B, T, hidden)`` (after the
+            final norm), ``pooler_output`` the ``(B, hidden)`` text embedding chosen by
+            ``config.text_embedding_layer`` (see the module docstring) and, if asked, ``hidden_states``.
+        """
+        hidden_states, per_type = self._prepare(input_ids, attention_mask)
+        embedding_layer = self.config.text_embedding_layer
+        all_hidden = [hidden_states] if output_hidden_states else None
+        pooled = None
+        for index, layer in enumerate(self.layers, start=1):
+            hidden_states = layer(hidden_states, *per_type[layer.attention_type])
+            if all_hidden is not None:
+                all_hidden.append(hidden_states)
+            if index == embedding_layer:
+                pooled = hidden_states[:, 0]
+        hidden_states = self.final_norm(hidden_states)
+        if pooled is None:
+            pooled = hidden_states[:, 0]
+        if all_hidden is not None:
+            all_hidden[-1] = hidden_states
+        return BaseModelOutputWithPooling(
+            last_hidden_state=hidden_states,
+            pooler_output=pooled,
+            hidden_states=None if all_hidden is None else tuple(all_hidden),
+        )
+
+    def text_embedding(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The ``(B, hidden)`` pooled text vector (same as ``forward(...).pooler_output``).
+
+        With ``config.text_embedding_layer = n`` only the first ``n`` layers run.
+        """
+        embedding_layer = self.config.text_embedding_layer
+        if embedding_layer is None:
+            return self.forward(input_ids, attention_mask).pooler_output
+        hidden_states, per_type = self._prepare(input_ids, attention_mask)
+        for layer in self.layers[:embedding_layer]:
+            hidden_states = layer(hidden_states, *per_type[layer.attention_type])
+        return hidden_states[:, 0]

@@ -1,0 +1,228 @@
+"""``PeVideoEncoder`` (frames → ViT per frame → PE transformer) and ``PeVideoModel`` (video-text).
+
+Differences from transformers (each documented where it lives):
+
+- Frames run through the ViT in chunks of ``vision_chunk_size`` so hundreds of frames fit in memory,
+  and padded frames (``padding_mask_videos == 0``) are not computed. Padded frames cannot change any
+  valid output: the masked GroupNorms exclude them from their statistics and zero them before each
+  convolution, and attention masks them as keys. They only reach the outputs *at padded positions*
+  (through the ResNet block's residual). We encode a padded frame as an all-zero ViT output, so its
+  ``inputs_embeds`` row is ``data_proj.bias``; ``last_hidden_state`` at padded positions therefore
+  differs from the reference's (which encodes the padding pixels), every valid position and
+  ``pooler_output`` are the same.
+- A video without any valid frame is an error (the reference returns NaNs).
+- The ViT head size follows :func:`pe_av.models.vision.vision_num_classes` (the reference ignores
+  ``num_classes``; see :mod:`pe_av.models.vision`).
+- ``PeVideoModel``: SigLIP loss with labels ``2·I − 1`` (the reference's ``I · logits`` gives
+  off-diagonal pairs no gradient); ``get_video_embeds`` / ``get_text_video_embeds`` exist and return
+  what ``forward`` returns (the reference defines its helpers inside ``__init__``, so they do not).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import PeVideoConfig, PeVideoEncoderConfig
+from .base import PePreTrainedModel
+from .heads import ContrastiveHead, scaled_logits
+from .inputs import check_padding_mask
+from .loss import sigmoid_contrastive_loss
+from .outputs import BaseModelOutputWithPooling, PeVideoOutput
+from .pe_transformer import PeTransformerEncoder
+from .text import ModernBertModel
+from .vision import PeVisionModel, check_pixel_values
+
+__all__ = ["PeVideoEncoder", "PeVideoModel", "DEFAULT_VISION_CHUNK_SIZE"]
+
+#: Frames per ViT call; bounds the ViT's activation memory (64 frames of ViT-L/14 at 336 px = 37k tokens).
+DEFAULT_VISION_CHUNK_SIZE = 64
+
+
+def _check_chunk_size(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"vision_chunk_size must be a positive integer, got {value!r}")
+    return value
+
+
+class PeVideoEncoderEmbedder(nn.Module):
+    """ViT logits per frame → L2 normalize → ``proj`` (no bias) → ``data_proj``."""
+
+    def __init__(self, config: PeVideoEncoderConfig) -> None:
+        super().__init__()
+        self.vision_model = PeVisionModel(config.vision_config)
+        if self.vision_model.spec.num_classes == 0:
+            raise ValueError("vision_config must have a classifier head (num_classes > 0) for the video encoder")
+        self.proj = nn.Linear(self.vision_model.num_classes, config.hidden_size, bias=False)
+        self.data_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def frame_logits(self, frames: torch.Tensor, valid: torch.Tensor | None, chunk_size: int) -> torch.Tensor:
+        """ViT logits ``(N, classes)`` of ``frames`` ``(N, 3, H, W)``; rows where ``valid`` is False stay 0."""
+        vit = self.vision_model.timm_model
+        total = frames.shape[0]
+        index = None if valid is None or bool(valid.all()) else valid.nonzero().squeeze(1)
+        count = total if index is None else index.numel()
+        chunks = []
+        for start in range(0, count, chunk_size):
+            if index is None:
+                chunk = frames[start : start + chunk_size]
+            else:
+                chunk = frames.index_select(0, index[start : start + chunk_size])
+            chunks.append(vit(chunk))
+        logits = torch.cat(chunks) if len(chunks) > 1 else chunks[0]
+        if index is None:
+            return logits
+        return logits.new_zeros(total, logits.shape[1]).index_copy(0, index, logits)
+
+    def forward(
+        self, pixel_values_videos: torch.Tensor, padding_mask: torch.Tensor | None, chunk_size: int
+    ) -> torch.Tensor:
+        batch, frames = pixel_values_videos.shape[:2]
+        valid = None if padding_mask is None else padding_mask.reshape(-1)
+        logits = self.frame_logits(pixel_values_videos.flatten(0, 1), valid, chunk_size)
+        # in fp32: F.normalize's eps underflows in fp16, turning the all-zero rows of padded frames into NaN
+        logits = F.normalize(logits.view(batch, frames, -1).float(), dim=-1).to(logits.dtype)
+        return self.data_proj(self.proj(logits))
+
+
+class PeVideoEncoder(PeTransformerEncoder):
+    """Video encoder of PE-AV: ``(B, F, 3, H, W)`` frames → one token per frame.
+
+    Load with :meth:`from_pretrained`; call with ``pixel_values_videos`` and optionally
+    ``padding_mask_videos``. ``vision_chunk_size`` (attribute, or per call) bounds how many frames
+    the ViT sees at once.
+    """
+
+    config_class = PeVideoEncoderConfig
+    main_input_name = "pixel_values_videos"
+
+    def __init__(self, config: PeVideoEncoderConfig) -> None:
+        super().__init__(config)
+        self.embedder = PeVideoEncoderEmbedder(config)
+        self.vision_chunk_size = DEFAULT_VISION_CHUNK_SIZE
+        self._maybe_init_weights()
+
+    def forward(
+        self,
+        pixel_values_videos: torch.Tensor,
+        padding_mask_videos: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        vision_chunk_size: int | None = None,
+    ) -> BaseModelOutputWithPooling:
+        """Encode a batch of videos.
+
+        Args:
+            pixel_values_videos: ``(B, F, 3, H, W)`` normalized float frames of the configured size.
+            padding_mask_videos: ``(B, F)`` with 1/True for real frames and 0/False for padding; every
+                video needs at least one real frame. Padded frames are not run through the ViT.
+            output_hidden_states: also return the input of the first layer and every layer's output.
+            vision_chunk_size: frames per ViT call (default ``self.vision_chunk_size``).
+
+        Returns:
+            :class:`BaseModelOutputWithPooling` with ``last_hidden_state`` ``(B, F, C)`` (padded positions
+            hold the documented padding encoding, see the module docstring) and ``pooler_output`` ``(B, C)``.
+        """
+        chunk_size = _check_chunk_size(self.vision_chunk_size if vision_chunk_size is None else vision_chunk_size)
+        spec = self.embedder.vision_model.spec
+        pixel_values_videos = check_pixel_values(
+            pixel_values_videos, "pixel_values_videos", spec, 5, self.dtype, self.device
+        )
+        batch, frames = pixel_values_videos.shape[:2]
+        mask = check_padding_mask(padding_mask_videos, "padding_mask_videos", batch, frames, self.device)
+        if mask is not None and not bool(mask.any(dim=1).all()):
+            empty = (~mask.any(dim=1)).nonzero().flatten().tolist()
+            raise ValueError(
+                f"padding_mask_videos marks every frame of video(s) {empty} as padding; each needs one real frame"
+            )
+        inputs_embeds = self.embedder(pixel_values_videos, mask, chunk_size)
+        hidden_states, all_hidden = self.encode(inputs_embeds, mask, output_hidden_states)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=hidden_states[:, 1:],
+            pooler_output=hidden_states[:, 0],
+            hidden_states=all_hidden,
+        )
+
+
+class PeVideoModel(PePreTrainedModel):
+    """Video-text contrastive model: ModernBERT text tower + :class:`PeVideoEncoder`.
+
+    ``logits_video_text[i, j] = video_embeds[i] · text_video_embeds[j] · scale + bias``. The video and
+    text batches may differ in size (retrieval), except with ``return_loss=True``.
+    """
+
+    config_class = PeVideoConfig
+    main_input_name = "pixel_values_videos"
+
+    def __init__(self, config: PeVideoConfig) -> None:
+        super().__init__(config)
+        text_dim = config.text_config.hidden_size
+        self.text_model = ModernBertModel(config.text_config)
+        self.video_encoder = PeVideoEncoder(config.video_config)
+        self.text_video_head = ContrastiveHead(text_dim, text_dim)
+        self.video_head = ContrastiveHead(config.video_config.hidden_size, text_dim)
+        self.text_video_logit_scale = nn.Parameter(torch.zeros(1))
+        self.text_video_logit_bias = nn.Parameter(torch.zeros(1))
+        self._maybe_init_weights()
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Reference-style random init; the text tower keeps its own scheme, logit scale/bias start at 0."""
+        super().init_weights()
+        self.text_model.init_weights()
+        nn.init.zeros_(self.text_video_logit_scale)
+        nn.init.zeros_(self.text_video_logit_bias)
+
+    def get_text_video_embeds(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``(n_text, D)`` text embeddings in the video-text space (as ``forward``'s ``text_video_embeds``)."""
+        return self.text_video_head(self.text_model.text_embedding(input_ids, attention_mask))
+
+    #: the name ``PeAudioVideoModel`` calls on its video sub-model
+    get_text_embeds = get_text_video_embeds
+
+    def get_video_embeds(
+        self, pixel_values_videos: torch.Tensor, padding_mask_videos: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``(n_video, D)`` video embeddings in the video-text space (as ``forward``'s ``video_embeds``)."""
+        return self.video_head(self.video_encoder(pixel_values_videos, padding_mask_videos).pooler_output)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        pixel_values_videos: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        padding_mask_videos: torch.Tensor | None = None,
+        return_loss: bool = False,
+        output_hidden_states: bool = False,
+    ) -> PeVideoOutput:
+        """Embed captions and videos and score every (video, caption) pair.
+
+        Args:
+            input_ids: ``(n_text, T)`` token ids; ``attention_mask``: ``(n_text, T)``, 1 = real token.
+            pixel_values_videos: ``(n_video, F, 3, H, W)`` frames; ``padding_mask_videos``: ``(n_video, F)``,
+                1 = real frame.
+            return_loss: also compute the sigmoid contrastive loss (needs ``n_video == n_text``, pair
+                ``i`` matching).
+            output_hidden_states: also return both towers' hidden states.
+        """
+        if return_loss and isinstance(input_ids, torch.Tensor) and isinstance(pixel_values_videos, torch.Tensor):
+            if input_ids.shape[0] != pixel_values_videos.shape[0]:
+                raise ValueError(
+                    f"return_loss=True needs one caption per video: input_ids has batch {input_ids.shape[0]} "
+                    f"but pixel_values_videos has batch {pixel_values_videos.shape[0]}"
+                )
+        video_outputs = self.video_encoder(
+            pixel_values_videos, padding_mask_videos, output_hidden_states=output_hidden_states
+        )
+        text_outputs = self.text_model(input_ids, attention_mask, output_hidden_states=output_hidden_states)
+        video_embeds = self.video_head(video_outputs.pooler_output)
+        text_video_embeds = self.text_video_head(text_outputs.pooler_output)
+        logits = scaled_logits(video_embeds, text_video_embeds, self.text_video_logit_scale, self.text_video_logit_bias)
+        return PeVideoOutput(
+            loss=sigmoid_contrastive_loss(logits) if return_loss else None,
+            logits_video_text=logits,
+            text_video_embeds=text_video_embeds,
+            video_embeds=video_embeds,
+            text_outputs=text_outputs,
+            video_outputs=video_outputs,
+        )
