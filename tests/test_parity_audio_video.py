@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from oracle import FP32_ATOL, max_abs_diff, perturb_parameters, transformers, reference_padding
+from oracle import FP32_ATOL, max_abs_diff, perturb_parameters, reference_padding, sharpen, transformers
 from pe_av.models.fusion import PeAudioVideoEncoder, align_video_to_audio
 from pe_av.models.pe_audio_video import PeAudioVideoModel
 
@@ -29,19 +29,6 @@ FUSION = dict(hidden_size=32, intermediate_size=40, num_hidden_layers=2, num_att
 VOCAB = 53
 TEXT = dict(vocab_size=VOCAB, pad_token_id=0, hidden_size=24, intermediate_size=19, num_hidden_layers=2,
             num_attention_heads=3, local_attention=4)
-
-
-def sharpen(model):
-    """Peaked attention and logits of order 1, so that position, mask or pooling errors show."""
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.endswith(("attn.qkv.weight", "q_proj.weight", "k_proj.weight")):
-                param.mul_(6.0)
-            elif name.endswith("Wqkv.weight"):
-                param.mul_(10.0)
-            elif name.endswith("logit_scale"):
-                param.fill_(3.0)
-    return model
 
 
 def build(ref_cls, config, directory, **save_kwargs):

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from oracle import FP32_ATOL, max_abs_diff, perturb_parameters, transformers
+from oracle import FP32_ATOL, max_abs_diff, perturb_parameters, sharpen, transformers
 from pe_av import ModernBertConfig, ModernBertModel
 
 pytestmark = pytest.mark.oracle
@@ -30,19 +30,9 @@ CONFIGS = {
 }
 
 
-def sharpen_attention(model, factor=10.0):
-    """At the reference's init (std 0.02) attention is nearly uniform, so a wrong rotary embedding or
-    window barely moves the output; scaling the QKV projections makes attention peaked."""
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.endswith("Wqkv.weight"):
-                param.mul_(factor)
-    return model
-
-
 def build_text_reference(config, directory):
     torch.manual_seed(0)
-    model = sharpen_attention(perturb_parameters(transformers.ModernBertModel(config).eval()))
+    model = sharpen(perturb_parameters(transformers.ModernBertModel(config).eval()))
     model.save_pretrained(directory)
     return model, directory
 

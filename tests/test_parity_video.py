@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from oracle import FP32_ATOL, max_abs_diff, perturb_parameters, transformers
+from oracle import FP32_ATOL, max_abs_diff, perturb_parameters, sharpen, transformers
 from pe_av import PeVideoConfig, PeVideoEncoder, PeVideoEncoderConfig, PeVideoModel
 
 pytestmark = pytest.mark.oracle
@@ -42,19 +42,6 @@ TEXT = dict(
     vocab_size=VOCAB, pad_token_id=0, hidden_size=24, intermediate_size=19, num_hidden_layers=3,
     num_attention_heads=3, local_attention=6,
 )
-
-
-def sharpen(model):
-    """Peaked attention (ViT and text) and logits of order 1, so that position or pooling errors show."""
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.endswith("attn.qkv.weight"):
-                param.mul_(8.0)
-            elif name.endswith("Wqkv.weight"):
-                param.mul_(10.0)
-            elif name.endswith("logit_scale"):
-                param.fill_(3.0)
-    return model
 
 
 def build(ref_cls, config, directory):

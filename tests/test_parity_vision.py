@@ -6,7 +6,7 @@ import pytest
 import timm
 import torch
 
-from oracle import FP32_ATOL, max_abs_diff, perturb_parameters, transformers
+from oracle import FP32_ATOL, max_abs_diff, perturb_parameters, sharpen, transformers
 from pe_av import PeVisionModel, TimmVisionConfig
 
 pytestmark = pytest.mark.oracle
@@ -35,23 +35,12 @@ CONFIGS = {  # architecture, model_args overrides
 }
 
 
-def sharpen(model):
-    """At the reference's init attention is nearly uniform and the head is scaled by 1e-3, so a wrong
-    RoPE or pooling barely moves the logits; peaked attention and a unit-scale head make them show."""
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.endswith("attn.qkv.weight"):
-                param.mul_(8.0)
-            elif name.endswith("head.weight"):
-                param.mul_(300.0)
-    return model
-
-
 def build(name, directory, **config_kwargs):
     arch, model_args = CONFIGS[name]
     torch.manual_seed(0)
     config = transformers.TimmWrapperConfig(architecture=arch, model_args=model_args, **config_kwargs)
-    model = sharpen(perturb_parameters(transformers.TimmWrapperForImageClassification(config).eval()))
+    model = sharpen(perturb_parameters(transformers.TimmWrapperForImageClassification(config).eval()),
+                    {"attn.qkv.weight": 8.0, "head.weight": 300.0})
     model.save_pretrained(directory)
     return model, directory
 
