@@ -303,8 +303,13 @@ def _check(q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask) ->
     check_same("rope_attention", "dtype", q, k, v)
     devices = list(tensors.values())
     if key_padding_mask is not None:
-        if not isinstance(key_padding_mask, torch.Tensor) or key_padding_mask.shape != (batch, seq):
-            shape = getattr(key_padding_mask, "shape", None)
+        if not isinstance(key_padding_mask, torch.Tensor):
+            raise TypeError(
+                f"rope_attention: key_padding_mask must be a ({batch}, {seq}) tensor or None, "
+                f"got {type(key_padding_mask).__name__}"
+            )
+        if key_padding_mask.shape != (batch, seq):
+            shape = tuple(key_padding_mask.shape)
             raise ValueError(f"rope_attention: key_padding_mask must be ({batch}, {seq}), got {shape}")
         if key_padding_mask.is_floating_point() or key_padding_mask.is_complex():
             raise TypeError("rope_attention: key_padding_mask must be bool or integer (True/1 = keep)")
@@ -359,6 +364,11 @@ def rope_attention(
         mask = _unit_last_stride(key_padding_mask if key_padding_mask.dtype == torch.bool else key_padding_mask != 0)
         mask = mask.view(torch.uint8)
     q, k, v, cos, sin = (_unit_last_stride(t) for t in (q, k, v, cos, sin))
+    for name, value in (("eps", eps), ("scale", scale)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise TypeError(f"rope_attention: {name} must be a number, got {type(value).__name__}")
+    if not 0 <= eps < math.inf:
+        raise ValueError(f"rope_attention: eps must be finite and >= 0, got {eps}")
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     if not math.isfinite(scale):
         raise ValueError(f"rope_attention: scale must be finite, got {scale}")

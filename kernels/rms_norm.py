@@ -273,14 +273,18 @@ def _check(x: torch.Tensor, weight: torch.Tensor, residual: torch.Tensor | None,
         raise ValueError("rms_norm: the normalized dimension is empty")
     tensors = [x, weight]
     if residual is not None:
+        if not isinstance(residual, torch.Tensor):
+            raise TypeError(f"rms_norm: residual must be a tensor or None, got {type(residual).__name__}")
         if residual.shape != x.shape:
             raise ValueError(f"rms_norm: residual shape {tuple(residual.shape)} != x shape {tuple(x.shape)}")
         check_same("rms_norm", "dtype", x, residual)
         tensors.append(residual)
     check_same("rms_norm", "device", *tensors)
     check_launchable(*tensors)
-    if not eps >= 0:
-        raise ValueError(f"rms_norm: eps must be >= 0, got {eps}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)):
+        raise TypeError(f"rms_norm: eps must be a number, got {type(eps).__name__}")
+    if not 0 <= eps < float("inf"):
+        raise ValueError(f"rms_norm: eps must be finite and >= 0, got {eps}")
 
 
 class RMSNormFunction(torch.autograd.Function):

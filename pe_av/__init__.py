@@ -75,3 +75,35 @@ __all__ = [
     "dispatch",
     "load_config",
 ]
+
+# processing, media files and encoding helpers (issue 8)
+from .encode import encode_audio, encode_audio_video, encode_text, encode_video  # noqa: E402
+from .media import load_audio, load_video, media_info  # noqa: E402
+from .processing import (  # noqa: E402
+    BatchFeature,
+    PeAudioFeatureExtractor,
+    PeAudioProcessor,
+    PeAudioVideoProcessor,
+    PeTokenizer,
+    PeVideoProcessor,
+    PeVideoVideoProcessor,
+)
+from .resample import resample  # noqa: E402
+
+__all__ += [
+    "BatchFeature",
+    "PeAudioFeatureExtractor",
+    "PeAudioProcessor",
+    "PeAudioVideoProcessor",
+    "PeTokenizer",
+    "PeVideoProcessor",
+    "PeVideoVideoProcessor",
+    "encode_audio",
+    "encode_audio_video",
+    "encode_text",
+    "encode_video",
+    "load_audio",
+    "load_video",
+    "media_info",
+    "resample",
+]

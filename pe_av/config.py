@@ -542,6 +542,8 @@ def load_config(directory: str | os.PathLike) -> ConfigBase:
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object (the model's configuration), got {type(data).__name__}")
     return config_from_dict(data)

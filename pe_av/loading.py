@@ -58,8 +58,27 @@ def resolve_dtype(dtype: torch.dtype | str | None, config_extra: Mapping | None 
     raise TypeError(f"dtype must be a torch.dtype, a string or None, got {type(dtype).__name__}")
 
 
+def resolve_device(device: torch.device | str | None) -> torch.device:
+    """``device=`` of ``from_pretrained`` as a ``torch.device`` that can hold weights (default CPU)."""
+    if device is None:
+        return torch.device("cpu")
+    if not isinstance(device, (torch.device, str, int)) or isinstance(device, bool):
+        raise TypeError(f"device must be a torch.device, a string like 'cuda:0' or None, got {type(device).__name__}")
+    try:
+        device = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"device {device!r} is not a valid torch device: {exc}") from exc
+    if device.type == "meta":
+        raise ValueError("device='meta' cannot hold loaded weights; build the model from its config under torch.device('meta')")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} was asked for but CUDA is not available in this process")
+    return device
+
+
 def resolve_model_dir(path: str | os.PathLike) -> str:
     """A local directory as given, or a hub id downloaded through ``huggingface_hub`` when installed."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"from_pretrained expects a directory path (str or os.PathLike), got {type(path).__name__}")
     path = os.fspath(path)
     if os.path.isdir(path):
         return path
@@ -77,22 +96,37 @@ def resolve_model_dir(path: str | os.PathLike) -> str:
     return snapshot_download(path, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"])
 
 
-def _checkpoint_files(directory: str) -> list[str]:
+def _read_weight_map(index: str) -> dict[str, str]:
+    """The ``weight_map`` of a sharded checkpoint's index: tensor key → shard file name in its directory."""
+    try:
+        with open(index, encoding="utf-8") as fh:
+            weight_map = json.load(fh)["weight_map"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, IndexError) as exc:
+        raise CheckpointError(f"{index} is not a valid safetensors index (needs a 'weight_map'): {exc!r}") from exc
+    if not isinstance(weight_map, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()
+    ):
+        raise CheckpointError(f"{index}: 'weight_map' must map tensor names to shard file names (strings)")
+    # shards are files beside the index: an absolute path or '..' could make us read files elsewhere
+    outside = sorted({v for v in weight_map.values() if os.path.isabs(v) or ".." in re.split(r"[\\/]", v)})
+    if outside:
+        raise CheckpointError(f"{index} names shard files outside its directory: {outside}")
+    return weight_map
+
+
+def _checkpoint_files(directory: str) -> tuple[list[str], set[str] | None]:
+    """The safetensors files of the checkpoint, and the keys its index promises (None: no index)."""
     single = os.path.join(directory, SAFE_WEIGHTS_NAME)
     index = os.path.join(directory, SAFE_WEIGHTS_INDEX_NAME)
     if os.path.isfile(single):
-        return [single]
+        return [single], None
     if os.path.isfile(index):
-        try:
-            with open(index, encoding="utf-8") as fh:
-                weight_map = json.load(fh)["weight_map"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise CheckpointError(f"{index} is not a valid safetensors index (needs a 'weight_map'): {exc}") from exc
+        weight_map = _read_weight_map(index)
         shards = sorted(set(weight_map.values()))
         missing = [s for s in shards if not os.path.isfile(os.path.join(directory, s))]
         if missing:
             raise CheckpointError(f"{index} names shard files that do not exist: {missing}")
-        return [os.path.join(directory, s) for s in shards]
+        return [os.path.join(directory, s) for s in shards], set(weight_map)
     pickles = [name for name in _PICKLE_NAMES if os.path.exists(os.path.join(directory, name))]
     if pickles:
         raise CheckpointError(
@@ -105,7 +139,8 @@ def _checkpoint_files(directory: str) -> list[str]:
 def read_state_dict(directory: str, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     """All tensors of the checkpoint in ``directory`` (single file or sharded), loaded onto ``device``."""
     state: dict[str, torch.Tensor] = {}
-    for path in _checkpoint_files(directory):
+    files, indexed_keys = _checkpoint_files(directory)
+    for path in files:
         try:
             with safe_open(path, framework="pt", device=str(device)) as fh:
                 for key in fh.keys():
@@ -116,6 +151,12 @@ def read_state_dict(directory: str, device: torch.device | str = "cpu") -> dict[
             raise CheckpointError(f"cannot read {path}: {exc} (truncated or not a safetensors file?)") from exc
         except OSError as exc:
             raise CheckpointError(f"cannot read {path}: {exc}") from exc
+    if indexed_keys is not None:
+        absent = sorted(indexed_keys - state.keys())
+        if absent:
+            raise CheckpointError(
+                f"{SAFE_WEIGHTS_INDEX_NAME} in {directory} names keys that no shard holds: {_fmt_keys(absent)}"
+            )
     return state
 
 
@@ -154,6 +195,11 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], dtype: torch.
                 f"shape mismatch for {source!r}: checkpoint has {tuple(tensor.shape)}, "
                 f"the model (from config.json) expects {tuple(param.shape)}"
             )
+        if tensor.is_floating_point() != param.is_floating_point():
+            raise CheckpointError(
+                f"dtype mismatch for {source!r}: checkpoint has {tensor.dtype}, the model expects "
+                f"{'a floating point' if param.is_floating_point() else 'a ' + str(param.dtype)} tensor"
+            )
         if dtype is not None and tensor.is_floating_point():
             tensor = tensor.to(dtype)
         filled[key] = tensor
@@ -166,6 +212,13 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], dtype: torch.
         raise CheckpointError(
             f"checkpoint does not match {type(model).__name__} built from its config.json; " + "; ".join(parts)
         )
+    if dtype is None:  # "auto": keep the stored dtype, which must then be one dtype for the whole model
+        stored = sorted({str(t.dtype) for t in filled.values() if t.is_floating_point()})
+        if len(stored) > 1:
+            raise CheckpointError(
+                f"the checkpoint mixes floating dtypes {stored} and its config.json names none; "
+                "pass dtype= (e.g. torch.float32) to from_pretrained"
+            )
     model.load_state_dict(filled, strict=True, assign=True)
 
 

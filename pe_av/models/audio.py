@@ -19,7 +19,8 @@ import torch.nn as nn
 
 from ..config import PeAudioEncoderConfig
 from .dac import DacEncoder
-from .inputs import check_padding_mask, check_waveform
+from .inputs import check_each_has_valid, check_padding_mask, check_waveform
+from .layers import Linear
 from .outputs import PeAudioEncoderOutput
 from .pe_transformer import PeTransformerEncoder
 
@@ -83,7 +84,7 @@ class PeAudioEncoderEmbedder(nn.Module):
         dac = config.dac_config
         self.dac_encoder = DacEncoder(dac)
         self.bottleneck = nn.Conv1d(dac.hidden_size, dac.codebook_dim, kernel_size=1)
-        self.data_proj = nn.Linear(dac.codebook_dim, config.hidden_size)
+        self.data_proj = Linear(dac.codebook_dim, config.hidden_size)
         self.hop_length = dac.hop_length
         self.isolate_samples = True
 
@@ -128,8 +129,10 @@ class PeAudioEncoder(PeTransformerEncoder):
         """Encode a batch of waveforms.
 
         Args:
-            input_values: ``(B, 1, L)`` (or ``(B, L)``) float waveforms; cast to the model's dtype.
-            padding_mask: ``(B, L)`` with 1/True for real samples and 0/False for padding.
+            input_values: ``(B, 1, L)`` (or ``(B, L)``) float waveforms; cast to the model's dtype. Must be
+                finite (NaN/Inf, padding included, is a ``ValueError``); what padding holds does not matter.
+            padding_mask: ``(B, L)`` with 1/True for real samples and 0/False for padding; each clip needs
+                at least one real sample (an all-padding clip is a ``ValueError``).
             output_hidden_states: also return the input of the first layer and every layer's output.
 
         Returns:
@@ -138,6 +141,7 @@ class PeAudioEncoder(PeTransformerEncoder):
         """
         input_values = check_waveform(input_values, self.dtype, self.device)
         mask = check_padding_mask(padding_mask, "padding_mask", input_values.shape[0], input_values.shape[-1], self.device)
+        check_each_has_valid(mask, "padding_mask", "clip", "sample")
         inputs_embeds, token_mask = self.embedder(input_values, mask)
         hidden_states, all_hidden = self.encode(inputs_embeds, token_mask, output_hidden_states)
         return PeAudioEncoderOutput(

@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from ..config import ConfigBase
 from ..dispatch import resolve_backend
-from ..loading import load_weights, read_state_dict, resolve_dtype, resolve_model_dir, save_state_dict
+from ..loading import load_weights, read_state_dict, resolve_device, resolve_dtype, resolve_model_dir, save_state_dict
 from .dac import Snake1d
 from .layers import BackendOp, RMSNorm
 
@@ -122,7 +122,7 @@ class PePreTrainedModel(nn.Module):
                 f"attn_impl={attn_impl!r} and attn_implementation={attn_implementation!r} disagree; give one"
             )
         attn_impl = attn_impl if attn_impl is not None else attn_implementation
-        device = torch.device(device) if device is not None else torch.device("cpu")
+        device = resolve_device(device)
         backend = resolve_backend(attn_impl, device)  # fail fast, before reading weights
         directory = resolve_model_dir(path)
         if config is None:

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 
 from ..config import PeAudioVideoEncoderConfig
 from .audio import PeAudioEncoder
+from .inputs import check_right_padded
+from .layers import Linear
 from .outputs import PeAudioVideoEncoderOutput
 from .pe_transformer import PeTransformerEncoder
 from .video import PeVideoEncoder
@@ -67,8 +69,8 @@ class PeAudioVideoEncoderEmbedder(nn.Module):
         self.video_norm = nn.LayerNorm(audio_width)
         # in-features as the reference declares them (audio + video width); the concatenation it
         # receives is audio + projected video, so the two widths must agree (checked in the encoder)
-        self.concat_modality_proj = nn.Linear(audio_width + video_width, config.hidden_size)
-        self.data_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.concat_modality_proj = Linear(audio_width + video_width, config.hidden_size)
+        self.data_proj = Linear(config.hidden_size, config.hidden_size)
 
     def forward(
         self,
@@ -126,6 +128,8 @@ class PeAudioVideoEncoder(PeTransformerEncoder):
         Args:
             input_values: ``(B, 1, L)`` waveforms; ``padding_mask``: ``(B, L)``, 1 = real sample.
             pixel_values_videos: ``(B, F, 3, H, W)`` frames; ``padding_mask_videos``: ``(B, F)``, 1 = real frame.
+                Both masks must be right-padded (1s, then 0s; a ``ValueError`` otherwise): each clip's
+                valid frames are stretched over its valid audio tokens by count.
             output_hidden_states: also return every layer's hidden states (of all three encoders).
 
         Returns:
@@ -133,11 +137,16 @@ class PeAudioVideoEncoder(PeTransformerEncoder):
             ``pooler_output`` ``(B, C)``, and the two encoders' outputs.
         """
         if isinstance(input_values, torch.Tensor) and isinstance(pixel_values_videos, torch.Tensor):
-            if input_values.shape[0] != pixel_values_videos.shape[0]:
+            # inputs of a wrong rank get their encoder's own message instead
+            ranks_ok = input_values.dim() in (2, 3) and pixel_values_videos.dim() == 5
+            if ranks_ok and input_values.shape[0] != pixel_values_videos.shape[0]:
                 raise ValueError(
                     f"input_values (batch {input_values.shape[0]}) and pixel_values_videos (batch "
                     f"{pixel_values_videos.shape[0]}) must hold the same clips: the batch sizes differ"
                 )
+        why = "to align each clip's frames with its audio"
+        check_right_padded(padding_mask, "padding_mask", why)
+        check_right_padded(padding_mask_videos, "padding_mask_videos", why)
         inputs_embeds, mask, audio_output, video_output = self.embedder(
             input_values, pixel_values_videos, padding_mask, padding_mask_videos, output_hidden_states
         )

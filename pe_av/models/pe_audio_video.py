@@ -27,22 +27,12 @@ from ..config import PeAudioVideoConfig
 from .base import PePreTrainedModel
 from .fusion import PeAudioVideoEncoder
 from .heads import ContrastiveHead, scaled_logits
+from .inputs import check_mask_has_input, check_same_batch
 from .loss import sigmoid_contrastive_loss
 from .outputs import AudioVideoEmbeddings, PeAudioVideoOutput
 from .pe_audio import PeAudioModel
 from .text import ModernBertModel
 from .video import PeVideoModel
-
-
-def _batch_size(value: object) -> int | None:
-    return value.shape[0] if isinstance(value, torch.Tensor) and value.dim() > 0 else None
-
-
-def _check_same_batch(why: str, **inputs: object) -> None:
-    sizes = {name: _batch_size(value) for name, value in inputs.items() if value is not None}
-    if len({size for size in sizes.values() if size is not None}) > 1:
-        listed = ", ".join(f"{name} has {size}" for name, size in sizes.items())
-        raise ValueError(f"{why} needs the same batch size for every modality, but {listed}")
 
 
 class PeAudioVideoModel(PePreTrainedModel):
@@ -146,7 +136,7 @@ class PeAudioVideoModel(PePreTrainedModel):
         padding_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Embeddings of (audio, caption) pairs, scored against videos (``forward``'s ``audio_plus_text_embeds``)."""
-        _check_same_batch("get_audio_plus_text_embeds", input_ids=input_ids, input_values=input_values)
+        check_same_batch("get_audio_plus_text_embeds", input_ids=input_ids, input_values=input_values)
         audio = self.audio_model.audio_encoder(input_values, padding_mask).pooler_output
         text = self.text_model.text_embedding(input_ids, attention_mask)
         return self.audio_plus_text_head(torch.cat([audio, text], dim=-1))
@@ -159,7 +149,7 @@ class PeAudioVideoModel(PePreTrainedModel):
         padding_mask_videos: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Embeddings of (video, caption) pairs, scored against audio (``forward``'s ``video_plus_text_embeds``)."""
-        _check_same_batch("get_video_plus_text_embeds", input_ids=input_ids, pixel_values_videos=pixel_values_videos)
+        check_same_batch("get_video_plus_text_embeds", input_ids=input_ids, pixel_values_videos=pixel_values_videos)
         video = self.video_model.video_encoder(pixel_values_videos, padding_mask_videos).pooler_output
         text = self.text_model.text_embedding(input_ids, attention_mask)
         return self.video_plus_text_head(torch.cat([video, text], dim=-1))
@@ -187,19 +177,24 @@ class PeAudioVideoModel(PePreTrainedModel):
                 equal batch sizes: item ``i`` of each is one sample).
             output_hidden_states: also return the towers' hidden states.
 
-        With audio and video together they are paired clips (same batch size). Retrieval between
-        different batch sizes works for text vs one other modality.
+        Two or more modalities are paired samples and need one batch size (a ``ValueError`` otherwise):
+        audio with video is fused clip by clip, and text with audio or video also gives the "plus text"
+        embeddings of each (clip, caption) pair, as in the reference. For retrieval between batches of
+        different sizes use the ``get_*_embeds`` helpers. A mask without its input is a ``ValueError``.
         """
+        check_mask_has_input(attention_mask, "attention_mask", input_ids, "input_ids")
+        check_mask_has_input(padding_mask, "padding_mask", input_values, "input_values")
+        check_mask_has_input(padding_mask_videos, "padding_mask_videos", pixel_values_videos, "pixel_values_videos")
         has_text, has_audio, has_video = (x is not None for x in (input_ids, input_values, pixel_values_videos))
         given = has_text + has_audio + has_video
         if given == 0:
             raise ValueError("give at least one of input_ids, input_values or pixel_values_videos")
         if return_loss and given < 2:
             raise ValueError("return_loss=True needs two or more modalities to form contrastive pairs")
-        if return_loss:
-            _check_same_batch(
-                "return_loss=True", input_ids=input_ids, input_values=input_values, pixel_values_videos=pixel_values_videos
-            )
+        check_same_batch(
+            "return_loss=True" if return_loss else "forward with several modalities (item i of each is one sample)",
+            input_ids=input_ids, input_values=input_values, pixel_values_videos=pixel_values_videos,
+        )
 
         out = PeAudioVideoOutput()
         text_embeds = None
@@ -241,11 +236,9 @@ class PeAudioVideoModel(PePreTrainedModel):
         if out.audio_video_embeds is not None or text_only:
             out.text_audio_video_embeds = self.text_audio_video_head(text_embeds)
         if out.audio_embeds is not None:
-            _check_same_batch("audio+text embeddings", input_ids=text_embeds, input_values=out.audio_embeds)
             audio = out.audio_outputs.pooler_output
             out.audio_plus_text_embeds = self.audio_plus_text_head(torch.cat([audio, text_embeds], dim=-1))
         if out.video_embeds is not None:
-            _check_same_batch("video+text embeddings", input_ids=text_embeds, pixel_values_videos=out.video_embeds)
             video = out.video_outputs.pooler_output
             out.video_plus_text_embeds = self.video_plus_text_head(torch.cat([video, text_embeds], dim=-1))
 

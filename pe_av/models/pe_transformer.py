@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ..config import PeTransformerConfig
 from .base import PePreTrainedModel
-from .layers import PeAttention, RMSNorm, SwiGLUMLP, rope_cos_sin
+from .layers import Linear, PeAttention, RMSNorm, SwiGLUMLP, rope_cos_sin
 
 
 class MaskedGroupNorm(nn.GroupNorm):
@@ -88,7 +88,12 @@ class PatchEmbedder(nn.Module):
 
 
 class PeTransformerLayer(nn.Module):
-    """Pre-norm block: RMSNorm → attention → residual; RMSNorm → SwiGLU MLP → residual."""
+    """Pre-norm block: RMSNorm → attention → residual; RMSNorm → SwiGLU MLP → residual.
+
+    Each residual add is left to the norm that follows it (:class:`RMSNorm` adds and normalizes in one
+    pass, one fused kernel under ``triton``), so :meth:`forward` returns the MLP's output and the
+    running residual separately; the layer's output is their sum.
+    """
 
     def __init__(self, config: PeTransformerConfig) -> None:
         super().__init__()
@@ -110,9 +115,17 @@ class PeTransformerLayer(nn.Module):
         cos: torch.Tensor,
         sin: torch.Tensor,
         key_padding_mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        hidden_states = hidden_states + self.self_attn(self.input_layernorm(hidden_states), cos, sin, key_padding_mask)
-        return hidden_states + self.mlp(self.post_attention_layernorm(hidden_states))
+        residual: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns ``(mlp_out, residual)``, whose sum is the layer's output. The layer's input is
+        ``hidden_states``, or ``hidden_states + residual`` when the previous layer's pair is passed on."""
+        if residual is None:
+            normed, residual = self.input_layernorm(hidden_states), hidden_states
+        else:
+            normed, residual = self.input_layernorm(hidden_states, residual)
+        attn_out = self.self_attn(normed, cos, sin, key_padding_mask)
+        normed, residual = self.post_attention_layernorm(attn_out, residual)
+        return self.mlp(normed), residual
 
 
 class PeTransformerEncoder(PePreTrainedModel):
@@ -127,7 +140,7 @@ class PeTransformerEncoder(PePreTrainedModel):
         self.patch_embedder = PatchEmbedder(config.hidden_size)
         self.layers = nn.ModuleList(PeTransformerLayer(config) for _ in range(config.num_hidden_layers))
         self.norm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
-        self.output = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+        self.output = Linear(config.hidden_size, config.hidden_size, bias=False)
         self._head_dim = config.head_dim
         self._rope_theta = config.rope_theta
 
@@ -143,16 +156,23 @@ class PeTransformerEncoder(PePreTrainedModel):
         entering the first layer followed by every layer's output, the last one replaced by the final
         ``last_hidden_state`` as transformers does.
         """
+        if padding_mask is not None and bool(padding_mask.all()):
+            padding_mask = None  # nothing to mask: plain GroupNorm and unmasked (faster) attention
         hidden_states, mask = self.patch_embedder(inputs_embeds, padding_mask)
         cos, sin = rope_cos_sin(
             hidden_states.shape[1], self._head_dim, self._rope_theta, hidden_states.device, hidden_states.dtype
         )
         all_hidden: list[torch.Tensor] | None = [hidden_states] if output_hidden_states else None
+        residual = None
         for layer in self.layers:
-            hidden_states = layer(hidden_states, cos, sin, mask)
+            hidden_states, residual = layer(hidden_states, cos, sin, mask, residual)
             if all_hidden is not None:
-                all_hidden.append(hidden_states)
-        hidden_states = self.output(self.norm(hidden_states))
+                all_hidden.append(hidden_states + residual)
+        if residual is None:  # no layers
+            hidden_states = self.norm(hidden_states)
+        else:
+            hidden_states, _ = self.norm(hidden_states, residual)
+        hidden_states = self.output(hidden_states)
         if all_hidden is None:
             return hidden_states, None
         # transformers reports the final last_hidden_state (normed, projected, class token removed) as the last entry

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from ..config import ModernBertConfig
 from ..dispatch import warn_once
 from .base import PePreTrainedModel
-from .inputs import check_padding_mask
-from .layers import BackendOp
+from .inputs import check_each_has_valid, check_padding_mask, check_starts_valid, describe_type
+from .layers import BackendOp, Linear
 from .outputs import BaseModelOutputWithPooling
 
 __all__ = ["ModernBertModel", "check_input_ids"]
@@ -45,7 +45,7 @@ _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 def check_input_ids(input_ids: object, vocab_size: int, device: torch.device) -> torch.Tensor:
     """Validate ``(batch, seq_len)`` integer token ids in ``[0, vocab_size)`` on ``device``."""
     if not isinstance(input_ids, torch.Tensor):
-        raise TypeError(f"input_ids must be a torch.Tensor of shape (batch, seq_len), got {type(input_ids).__name__}")
+        raise TypeError(f"input_ids must be a torch.Tensor of shape (batch, seq_len), got {describe_type(input_ids)}")
     if input_ids.dtype == torch.bool or input_ids.is_floating_point() or input_ids.is_complex():
         raise TypeError(f"input_ids must hold integer token ids (torch.long), got dtype {input_ids.dtype}")
     if input_ids.dim() != 2:
@@ -166,8 +166,8 @@ class ModernBertAttention(BackendOp):
         self.head_dim = config.head_dim
         self.scale = self.head_dim**-0.5
         self.dropout = config.attention_dropout
-        self.Wqkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=config.attention_bias)
-        self.Wo = nn.Linear(config.hidden_size, config.hidden_size, bias=config.attention_bias)
+        self.Wqkv = Linear(config.hidden_size, 3 * config.hidden_size, bias=config.attention_bias)
+        self.Wo = Linear(config.hidden_size, config.hidden_size, bias=config.attention_bias)
 
     def forward(
         self, hidden_states: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, allowed: torch.Tensor | None
@@ -198,9 +198,9 @@ class ModernBertMLP(BackendOp):
                 f"expected one of {sorted(_ACTIVATIONS)}"
             )
         self.act = _ACTIVATIONS[config.hidden_activation]
-        self.Wi = nn.Linear(config.hidden_size, 2 * config.intermediate_size, bias=config.mlp_bias)
+        self.Wi = Linear(config.hidden_size, 2 * config.intermediate_size, bias=config.mlp_bias)
         self.drop = nn.Dropout(config.mlp_dropout)
-        self.Wo = nn.Linear(config.intermediate_size, config.hidden_size, bias=config.mlp_bias)
+        self.Wo = Linear(config.intermediate_size, config.hidden_size, bias=config.mlp_bias)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         value, gate = self.Wi(hidden_states).chunk(2, dim=-1)
@@ -279,6 +279,9 @@ class ModernBertModel(PePreTrainedModel):
         input_ids = check_input_ids(input_ids, self.config.vocab_size, self.device)
         batch, seq = input_ids.shape
         key_padding = check_padding_mask(attention_mask, "attention_mask", batch, seq, self.device)
+        check_each_has_valid(key_padding, "attention_mask", "text", "token")
+        why = "the text embedding is read at token 0, so pad on the right (tokenizer padding_side='right')"
+        check_starts_valid(key_padding, "attention_mask", "text", why)
         if key_padding is not None and bool(key_padding.all()):
             key_padding = None
         hidden_states = self.embeddings(input_ids)
@@ -300,7 +303,9 @@ class ModernBertModel(PePreTrainedModel):
 
         Args:
             input_ids: ``(B, T)`` integer token ids (right-padded; positions are ``0..T-1``).
-            attention_mask: ``(B, T)`` with 1/True for real tokens and 0/False for padding.
+            attention_mask: ``(B, T)`` with 1/True for real tokens and 0/False for padding. Token 0 of
+                every text must be real (it gives the text embedding): an all-padding or left-padded row
+                is a ``ValueError``.
             output_hidden_states: also return the embedding output and every layer's output; as in
                 transformers the last entry is the final (normed) ``last_hidden_state``.
 

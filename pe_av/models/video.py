@@ -28,6 +28,7 @@ from ..config import PeVideoConfig, PeVideoEncoderConfig
 from .base import PePreTrainedModel
 from .heads import ContrastiveHead, scaled_logits
 from .inputs import check_padding_mask
+from .layers import Linear
 from .loss import sigmoid_contrastive_loss
 from .outputs import BaseModelOutputWithPooling, PeVideoOutput
 from .pe_transformer import PeTransformerEncoder
@@ -54,8 +55,8 @@ class PeVideoEncoderEmbedder(nn.Module):
         self.vision_model = PeVisionModel(config.vision_config)
         if self.vision_model.spec.num_classes == 0:
             raise ValueError("vision_config must have a classifier head (num_classes > 0) for the video encoder")
-        self.proj = nn.Linear(self.vision_model.num_classes, config.hidden_size, bias=False)
-        self.data_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.proj = Linear(self.vision_model.num_classes, config.hidden_size, bias=False)
+        self.data_proj = Linear(config.hidden_size, config.hidden_size)
 
     def frame_logits(self, frames: torch.Tensor, valid: torch.Tensor | None, chunk_size: int) -> torch.Tensor:
         """ViT logits ``(N, classes)`` of ``frames`` ``(N, 3, H, W)``; rows where ``valid`` is False stay 0."""
@@ -113,7 +114,8 @@ class PeVideoEncoder(PeTransformerEncoder):
         """Encode a batch of videos.
 
         Args:
-            pixel_values_videos: ``(B, F, 3, H, W)`` normalized float frames of the configured size.
+            pixel_values_videos: ``(B, F, 3, H, W)`` normalized float frames of the configured size; they must
+                be finite, padded frames included (NaN/Inf is a ``ValueError``).
             padding_mask_videos: ``(B, F)`` with 1/True for real frames and 0/False for padding; every
                 video needs at least one real frame. Padded frames are not run through the ViT.
             output_hidden_states: also return the input of the first layer and every layer's output.

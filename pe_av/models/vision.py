@@ -38,7 +38,8 @@ from ..config import TimmVisionConfig
 from ..dispatch import warn_once
 from ..loading import resolve_model_dir
 from .base import PePreTrainedModel
-from .layers import BackendOp, apply_rope_interleaved, attention_eager, attention_sdpa
+from .inputs import check_finite, describe_type
+from .layers import BackendOp, Linear, apply_rope_interleaved, attention_eager, attention_sdpa
 from .outputs import ImageClassifierOutput
 
 __all__ = [
@@ -315,8 +316,8 @@ class VisionMlp(nn.Module):
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc1 = Linear(dim, hidden)
+        self.fc2 = Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(F.gelu(self.fc1(x)))
@@ -341,8 +342,8 @@ class VisionAttention(BackendOp):
         self.head_dim = spec.head_dim
         self.num_prefix_tokens = spec.num_prefix_tokens
         self.scale = self.head_dim**-0.5
-        self.qkv = nn.Linear(spec.embed_dim, 3 * spec.embed_dim, bias=spec.qkv_bias)
-        self.proj = nn.Linear(spec.embed_dim, spec.embed_dim)
+        self.qkv = Linear(spec.embed_dim, 3 * spec.embed_dim, bias=spec.qkv_bias)
+        self.proj = Linear(spec.embed_dim, spec.embed_dim)
 
     def _rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         npt = self.num_prefix_tokens
@@ -390,9 +391,9 @@ class AttentionPool(BackendOp):
         self.num_heads = spec.pool_heads
         self.head_dim = dim // self.num_heads
         self.latent = nn.Parameter(torch.randn(1, 1, dim) * dim**-0.5)
-        self.q = nn.Linear(dim, dim)
-        self.kv = nn.Linear(dim, 2 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.q = Linear(dim, dim)
+        self.kv = Linear(dim, 2 * dim)
+        self.proj = Linear(dim, dim)
         self.norm = nn.LayerNorm(dim, eps=spec.norm_eps)
         self.mlp = VisionMlp(dim, int(dim * (spec.attn_pool_mlp_ratio or spec.mlp_ratio)))
 
@@ -422,7 +423,7 @@ class PeCoreVisionTransformer(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=spec.norm_eps) if spec.post_norm else nn.Identity()
         self.attn_pool = AttentionPool(spec) if spec.global_pool == "map" else None
         self.fc_norm = nn.LayerNorm(dim, eps=spec.norm_eps) if spec.fc_norm else nn.Identity()
-        self.head = nn.Linear(dim, spec.num_classes) if spec.num_classes > 0 else nn.Identity()
+        self.head = Linear(dim, spec.num_classes) if spec.num_classes > 0 else nn.Identity()
 
     def forward_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` → final token states ``(N, prefix + patches, dim)`` (after ``norm``)."""
@@ -457,10 +458,11 @@ class PeCoreVisionTransformer(nn.Module):
 def check_pixel_values(
     pixel_values: object, name: str, spec: VisionSpec, rank: int, dtype: torch.dtype, device: torch.device
 ) -> torch.Tensor:
-    """Validate float pixels of shape ``(..., in_chans, H, W)`` with ``rank`` dims and the configured size."""
+    """Validate finite float pixels of shape ``(..., in_chans, H, W)`` with ``rank`` dims and the configured
+    size; NaN/Inf (also after the cast to ``dtype``) is a ``ValueError``."""
     layout = "(batch, channels, height, width)" if rank == 4 else "(batch, frames, channels, height, width)"
     if not isinstance(pixel_values, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape {layout}, got {type(pixel_values).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor of shape {layout}, got {describe_type(pixel_values)}")
     if not pixel_values.is_floating_point():
         raise TypeError(
             f"{name} must hold normalized floating point pixels (as the processor produces), got dtype "
@@ -481,7 +483,7 @@ def check_pixel_values(
         raise ValueError(f"{name} is empty: shape {tuple(pixel_values.shape)}")
     if pixel_values.device != device:
         raise ValueError(f"{name} is on {pixel_values.device} but the model is on {device}")
-    return pixel_values.to(dtype)
+    return check_finite(pixel_values.to(dtype), name)
 
 
 class PeVisionModel(PePreTrainedModel):
@@ -531,6 +533,7 @@ class PeVisionModel(PePreTrainedModel):
             block.mlp.fc2.weight.div_(math.sqrt(2.0 * (layer_id + 1)))
 
     def forward(self, pixel_values: torch.Tensor) -> ImageClassifierOutput:
-        """Classify ``(N, in_chans, H, W)`` float images of the configured size; returns ``logits`` ``(N, classes)``."""
+        """Classify ``(N, in_chans, H, W)`` finite float images of the configured size (NaN/Inf is a
+        ``ValueError``); returns ``logits`` ``(N, classes)``."""
         pixel_values = check_pixel_values(pixel_values, "pixel_values", self.spec, 4, self.dtype, self.device)
         return ImageClassifierOutput(logits=self.timm_model(pixel_values))

@@ -1,0 +1,91 @@
+"""End-to-end model paths, transformers (``hf``) vs each pe-av backend on the same weights.
+
+Each path is one group: the audio encoder (DAC + PE transformer), the video encoder (ViT per frame +
+PE transformer), the ModernBERT text tower, the audio-video fusion encoder (both encoders + fusion
+transformer) and the full ``PeAudioVideoModel`` forward with all three modalities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from harness import HOP, Work, compiled, run_benchmark
+
+PathCall = Callable[[torch.nn.Module, dict[str, torch.Tensor]], Any]
+
+#: name → (sub-module of PeAudioVideoModel, how to call it); both libraries use the same attribute paths
+PATHS: dict[str, tuple[str, PathCall]] = {
+    "audio_encoder": (
+        "audio_model.audio_encoder",
+        lambda m, x: m(input_values=x["input_values"], padding_mask=x["padding_mask"]),
+    ),
+    "video_encoder": (
+        "video_model.video_encoder",
+        lambda m, x: m(pixel_values_videos=x["pixel_values_videos"], padding_mask_videos=x["padding_mask_videos"]),
+    ),
+    "text_tower": (
+        "text_model",
+        lambda m, x: m(input_ids=x["input_ids"], attention_mask=x["attention_mask"]),
+    ),
+    "fusion_encoder": (
+        "audio_video_encoder",
+        lambda m, x: m(
+            input_values=x["input_values"], pixel_values_videos=x["pixel_values_videos"],
+            padding_mask=x["padding_mask"], padding_mask_videos=x["padding_mask_videos"],
+        ),
+    ),
+    "full_model": (
+        "",
+        lambda m, x: m(
+            input_ids=x["input_ids"], attention_mask=x["attention_mask"], input_values=x["input_values"],
+            padding_mask=x["padding_mask"], pixel_values_videos=x["pixel_values_videos"],
+            padding_mask_videos=x["padding_mask_videos"],
+        ),
+    ),
+}
+
+_compiled: dict[str, torch.nn.Module] = {}
+
+
+def _submodule(model: torch.nn.Module, path: str) -> torch.nn.Module:
+    return model.get_submodule(path) if path else model
+
+
+def _work(path: str, preset) -> tuple[dict[str, Any], Work]:
+    b = preset.batch
+    audio = dict(clips=b, audio_tokens=preset.audio_tokens, samples=preset.audio_tokens * HOP)
+    video = dict(clips=b, frames=preset.frames, image=preset.image_size, vit_depth=preset.vit_depth)
+    text = dict(captions=b, tokens=preset.text_len, layers=preset.text_layers)
+    pe = dict(size=preset.size, hidden=preset.pe.hidden, layers=preset.pe_layers)
+    if path == "audio_encoder":
+        return dict(audio, pe=pe), Work(tokens=b * preset.audio_tokens, clips=b)
+    if path == "video_encoder":
+        return dict(video, pe=pe), Work(tokens=b * preset.frames, clips=b)
+    if path == "text_tower":
+        return text, Work(tokens=b * preset.text_len, clips=b)
+    shapes = dict(audio=audio, video=video, pe=pe)
+    if path == "full_model":
+        shapes["text"] = text
+    return shapes, Work(tokens=b * preset.audio_tokens, clips=b)
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+def test_model(benchmark, backend, path, model_pair, model_inputs, preset):
+    attribute, call = PATHS[path]
+    if backend == "hf":
+        module = _submodule(model_pair.hf, attribute)
+    else:
+        model_pair.ours.set_attn_impl("sdpa" if backend == "compile" else backend)
+        module = _submodule(model_pair.ours, attribute)
+        if backend == "compile":
+            if path not in _compiled:
+                _compiled[path] = compiled(module)
+            module = _compiled[path]
+    shapes, work = _work(path, preset)
+    run_benchmark(
+        benchmark, lambda: call(module, model_inputs), group=f"model:{path}", backend=backend, shapes=shapes,
+        work=work, rounds=preset.model_rounds,
+    )
