@@ -12,6 +12,8 @@ import torch  # importing torch does not import triton
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+    # tests use tiny shapes: thread start-up dominates them, and costs up to 100x on a busy 2-core machine
+    torch.set_num_threads(1)
 
 import pytest  # noqa: E402
 

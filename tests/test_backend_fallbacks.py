@@ -44,14 +44,6 @@ def _fresh_warnings():
     dispatch.reset_warnings()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def audio_encoder(device=DEVICE, dtype=torch.float32, **overrides):
     torch.manual_seed(0)
     model = PeAudioEncoder(PeAudioEncoderConfig(**{**AUDIO, **overrides})).to(device, dtype).eval()

@@ -19,15 +19,6 @@ from tiny_configs import FRAME, FUSION, HOP, TEXT, VOCAB
 BATCH, SAMPLES, FRAMES, TOKENS = 2, 4 * HOP, 3, 5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # tiny shapes: thread start-up dominates, and on a busy 2-core machine it costs 100x
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def models():
     torch.manual_seed(0)

@@ -23,14 +23,6 @@ from pe_av.loading import SAFE_WEIGHTS_NAME
 HOP = 1920  # the demo model's DAC hop
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def model():
     return demo_model()

@@ -23,14 +23,6 @@ from tiny_configs import CONFIGS, build
 MODEL_CLASSES = list(CONFIGS)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """One saved checkpoint per model class (single file), plus a sharded PeAudioEncoder."""

@@ -145,4 +145,5 @@ def test_installed_script_runs_embed(demo_run, tmp_path):
          "--no-progress"])
     with safe_open(str(out), "pt") as a, safe_open(str(in_process), "pt") as b:
         for key in a.keys():
-            assert torch.equal(a.get_tensor(key), b.get_tensor(key))
+            # the subprocess may use another thread count than the tests (summation order only)
+            assert torch.allclose(a.get_tensor(key), b.get_tensor(key), rtol=0, atol=1e-5), key
