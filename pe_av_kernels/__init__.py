@@ -1,27 +1,52 @@
-"""pe_av_kernels: hand-written Triton kernels used by pe_av's ``attn_impl="triton"`` backend.
+"""pe_av_kernels: hand-written Triton kernels behind pe_av's ``attn_impl="triton"`` backend.
 
-Each op lives in its own file with its eager reference beside it: :mod:`.rms_norm`, :mod:`.swiglu`,
-:mod:`.attention`. Kernels are registered as ``torch.library.triton_op`` (namespace ``pe_av_kernels``)
-so ``torch.compile`` traces through them on CUDA. Under triton's CPU interpreter (``TRITON_INTERPRET=1``)
-they run eagerly through the same ops, but ``torch.compile`` cannot trace them there: the interpreter
-reads tensor data at launch, which fake tensors do not have.
+One file per op, each corresponding to the op module of the same name in ``pe_av/ops`` (which owns the
+eager form the kernel is tested against): :mod:`.rms_norm`, :mod:`.swiglu`, :mod:`.attention`. This
+package imports nothing from ``pe_av``. Kernels are registered as ``torch.library.triton_op``
+(namespace ``pe_av_kernels``) so ``torch.compile`` traces through them on CUDA. Under triton's CPU
+interpreter (``TRITON_INTERPRET=1``) they run eagerly through the same ops, but ``torch.compile``
+cannot trace them there: the interpreter reads tensor data at launch, which fake tensors do not have.
+
+:func:`problem` says whether a kernel can run on given arguments in this process (device, dtype,
+shape limits), so that callers can fall back before launching.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
+from . import attention as _attention
+from . import rms_norm as _rms_norm
+from . import swiglu as _swiglu
 from ._common import INTERPRET, SUPPORTED_DTYPES, launch_problem
-from .attention import MAX_HEAD_DIM, rope_attention, rope_attention_reference, supports_head_dim
-from .rms_norm import rms_norm, rms_norm_reference
-from .swiglu import swiglu, swiglu_reference
+from .attention import MAX_HEAD_DIM, rope_attention, supports_head_dim
+from .rms_norm import rms_norm
+from .swiglu import swiglu
+
+#: public kernel name → the module that owns it (its ``problem`` function answers for it)
+KERNELS = {"rms_norm": _rms_norm, "swiglu": _swiglu, "rope_attention": _attention}
+
+
+def problem(kernel: str, *args: Any, **kwargs: Any) -> str | None:
+    """Why ``kernel`` (a name in :data:`KERNELS`) cannot run on these arguments here, or ``None`` if it can.
+
+    Arguments are the kernel's own. The answer covers where it may launch (CUDA, or CPU under the
+    interpreter), the dtypes it supports (:data:`SUPPORTED_DTYPES`) and per-kernel limits (head size).
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; pe_av_kernels has {sorted(KERNELS)}")
+    return KERNELS[kernel].problem(*args, **kwargs)
+
 
 __all__ = [
     "INTERPRET",
+    "KERNELS",
     "MAX_HEAD_DIM",
     "SUPPORTED_DTYPES",
     "launch_problem",
+    "problem",
     "rms_norm",
-    "rms_norm_reference",
     "rope_attention",
-    "rope_attention_reference",
     "supports_head_dim",
     "swiglu",
-    "swiglu_reference",
 ]

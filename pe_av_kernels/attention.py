@@ -1,16 +1,16 @@
 """Fused attention of the PE transformer: per-head RMSNorm on q and k, rotary embedding, grouped
 key/value heads, key padding mask, and a flash-style (online softmax) forward kernel.
 
-Semantics equal ``pe_av.models.layers.PeAttention`` between its projections and its output
-projection (see :func:`rope_attention_reference`): q and k are RMS-normalized over ``head_dim`` (fp32
+Semantics equal the eager form ``pe_av.ops.attention.rope_attention_eager`` (the PE transformer's
+attention between its projections): q and k are RMS-normalized over ``head_dim`` (fp32
 statistics, cast to the input dtype, times the norm weight), then rotated, then
 ``softmax(q k^T * scale) v`` with query head ``h`` reading key/value head ``h // (H // Hkv)``.
 Keys whose mask entry is False get a score below every real one (not ``-inf``): a query whose keys
 are all masked therefore gets the uniform average of all ``T`` value rows, as the eager form (which
 adds the dtype's most negative value) does, never NaN.
 
-The kernel never materializes the ``T x T`` score matrix. The backward recomputes the forward with the
-eager reference and differentiates that (memory O(T^2) per head during backward).
+The kernel never materializes the ``T x T`` score matrix. It is forward-only: ``pe_av.ops.attention``
+gives it a backward (recomputing the eager form under autograd) until a flash backward kernel exists.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import triton
 import triton.language as tl
 from torch.library import triton_op, wrap_triton
 
-from ._common import check_launchable, check_same
+from ._common import check_launchable, check_same, launch_problem
 
 MAX_HEAD_DIM = 256
 _MASKED_SCORE = tl.constexpr(-1.0e30)  # score (log2 units) of a padded key: finite, so all-masked rows stay finite
@@ -33,55 +33,6 @@ _LOG2E = 1.4426950408889634
 def supports_head_dim(head_dim: int) -> bool:
     """Whether the kernel handles ``head_dim`` (even, at most :data:`MAX_HEAD_DIM`)."""
     return 2 <= head_dim <= MAX_HEAD_DIM and head_dim % 2 == 0
-
-
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, half_split: bool) -> torch.Tensor:
-    """Rotary embedding of ``x`` (B, T, H, D) with tables (T, D/2), in ``x``'s dtype."""
-    cos, sin = cos[None, :, None, :], sin[None, :, None, :]
-    if half_split:
-        first, second = x.chunk(2, dim=-1)
-        return torch.cat((first * cos - second * sin, second * cos + first * sin), dim=-1)
-    first, second = x[..., 0::2], x[..., 1::2]
-    return torch.stack((first * cos - second * sin, first * sin + second * cos), dim=-1).flatten(-2)
-
-
-def rope_attention_reference(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    q_norm_weight: torch.Tensor,
-    k_norm_weight: torch.Tensor,
-    cos: torch.Tensor,
-    sin: torch.Tensor,
-    key_padding_mask: torch.Tensor | None = None,
-    *,
-    eps: float = 1e-6,
-    scale: float | None = None,
-    half_split: bool = False,
-) -> torch.Tensor:
-    """Eager PyTorch form of :func:`rope_attention` (same arguments and result; O(T^2) memory)."""
-    seq, head_dim = q.shape[1], q.shape[-1]
-    scale = head_dim**-0.5 if scale is None else scale
-
-    def norm(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
-        return weight * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
-
-    q = _rotate(norm(q, q_norm_weight), cos[:seq], sin[:seq], half_split).transpose(1, 2)
-    k = _rotate(norm(k, k_norm_weight), cos[:seq], sin[:seq], half_split).transpose(1, 2)
-    v = v.transpose(1, 2)
-    groups = q.shape[1] // k.shape[1]
-    k = k.repeat_interleave(groups, dim=1)
-    v = v.repeat_interleave(groups, dim=1)
-    scores = torch.matmul(q, k.transpose(-1, -2)) * scale
-    if key_padding_mask is not None:
-        # an additive bias (not masked_fill) so that autograd, which the backward uses, gives what the
-        # eager form gives, also for queries whose keys are all masked
-        bias = torch.zeros(key_padding_mask.shape, dtype=scores.dtype, device=scores.device)
-        bias.masked_fill_(~key_padding_mask.bool(), torch.finfo(scores.dtype).min)
-        scores = scores + bias[:, None, None, :]
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
-    return torch.matmul(probs, v).transpose(1, 2)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -248,32 +199,6 @@ def _rope_attention_fwd(
     return out
 
 
-class RopeAttentionFunction(torch.autograd.Function):
-    """Forward: the Triton kernel. Backward: recomputes the forward with
-    :func:`rope_attention_reference` under autograd and differentiates it (simple and exact, but
-    O(T^2) memory per head while the backward runs)."""
-
-    @staticmethod
-    def forward(ctx, q, k, v, q_norm_weight, k_norm_weight, cos, sin, mask, eps, scale, half_split, block_m, block_n):
-        out = torch.ops.pe_av_kernels.rope_attention_fwd(
-            q, k, v, q_norm_weight, k_norm_weight, cos, sin, mask, eps, scale, half_split, block_m, block_n
-        )
-        ctx.save_for_backward(q, k, v, q_norm_weight, k_norm_weight, cos, sin, mask)
-        ctx.options = dict(eps=eps, scale=scale, half_split=half_split)
-        return out
-
-    @staticmethod
-    def backward(ctx, dout):
-        *inputs, mask = ctx.saved_tensors
-        needs = ctx.needs_input_grad[: len(inputs)]
-        with torch.enable_grad():
-            leaves = [t.detach().requires_grad_(need) for t, need in zip(inputs, needs)]
-            out = rope_attention_reference(*leaves, mask, **ctx.options)
-            wanted = [leaf for leaf, need in zip(leaves, needs) if need]
-            grads = iter(torch.autograd.grad(out, wanted, dout) if wanted else ())
-        return (*(next(grads) if need else None for need in needs), None, None, None, None, None, None)
-
-
 def _check(q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask) -> None:
     tensors = dict(q=q, k=k, v=v, q_norm_weight=q_norm_weight, k_norm_weight=k_norm_weight, cos=cos, sin=sin)
     for name, tensor in tensors.items():
@@ -338,7 +263,7 @@ def rope_attention(
     block_m: int = 0,
     block_n: int = 0,
 ) -> torch.Tensor:
-    """QK-RMSNorm + RoPE + bidirectional attention in one kernel (Triton, differentiable).
+    """QK-RMSNorm + RoPE + bidirectional attention in one kernel (Triton; forward only).
 
     Args:
         q: ``(B, T, H, D)`` query projections, e.g. ``q_proj(x).view(B, T, H, D)`` (any strides; the last
@@ -354,7 +279,16 @@ def rope_attention(
         block_m, block_n: tile sizes (powers of two >= 16); 0 picks them. For tests.
     Returns:
         ``(B, T, H, D)`` contiguous, in ``q``'s dtype.
+
+    Raises ``ValueError`` when a gradient is asked for: differentiate through ``pe_av.ops.attention``.
     """
+    if torch.is_grad_enabled() and any(
+        isinstance(t, torch.Tensor) and t.requires_grad for t in (q, k, v, q_norm_weight, k_norm_weight, cos, sin)
+    ):
+        raise ValueError(
+            "rope_attention: the kernel has no backward yet; call it under torch.no_grad(), or through "
+            "pe_av.ops.attention.rope_attention('triton', ...), which recomputes the eager form for gradients"
+        )
     _check(q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask)
     for block in (block_m, block_n):
         if block and (block < 16 or block & (block - 1)):
@@ -372,9 +306,17 @@ def rope_attention(
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     if not math.isfinite(scale):
         raise ValueError(f"rope_attention: scale must be finite, got {scale}")
-    return RopeAttentionFunction.apply(
+    return torch.ops.pe_av_kernels.rope_attention_fwd(
         q, k, v, q_norm_weight, k_norm_weight, cos, sin, mask, float(eps), scale, bool(half_split), block_m, block_n
     )
 
 
-__all__ = ["MAX_HEAD_DIM", "rope_attention", "rope_attention_reference", "supports_head_dim"]
+def problem(q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask=None, **_options) -> str | None:
+    """Why :func:`rope_attention` cannot run on these tensors in this process, or ``None``."""
+    head_dim = q.shape[-1]
+    if not supports_head_dim(head_dim):
+        return f"head_dim {head_dim} is not supported by the kernel (even, at most {MAX_HEAD_DIM})"
+    return launch_problem(q, k, v, q_norm_weight, k_norm_weight, cos, sin)
+
+
+__all__ = ["MAX_HEAD_DIM", "problem", "rope_attention", "supports_head_dim"]

@@ -1,6 +1,6 @@
 """RMSNorm over the last dimension, forward and backward, with an optional fused residual add.
 
-Numerics follow :func:`rms_norm_reference` (the eager form of ``pe_av``): statistics in fp32, the
+Numerics follow the eager form (``pe_av.ops.rms_norm.rms_norm_eager``): statistics in fp32, the
 normalized row cast to the input dtype, then multiplied by the weight in the promoted dtype of weight
 and input. With ``residual`` the kernel first forms ``x + residual`` in the input dtype, normalizes that,
 and returns the sum too (the next residual stream), saving a separate read and write of the row.
@@ -15,21 +15,9 @@ import triton
 import triton.language as tl
 from torch.library import triton_op, wrap_triton
 
-from ._common import check_launchable, check_same, parallel_programs
+from ._common import check_launchable, check_same, launch_problem, parallel_programs
 
 MAX_BLOCK = 8192  # columns a program keeps in registers; longer rows are processed in chunks
-
-
-def rms_norm_reference(
-    x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6, residual: torch.Tensor | None = None
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Eager PyTorch form of :func:`rms_norm` (same signature and results)."""
-    if residual is not None:
-        x = x + residual
-    xf = x.float()
-    normed = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
-    out = weight * normed
-    return out if residual is None else (out, x)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -339,3 +327,8 @@ def rms_norm(
     """
     _check(x, weight, residual, eps)
     return RMSNormFunction.apply(x, weight, residual, eps, max_block)
+
+
+def problem(x, weight, eps=1e-6, residual=None, **_options) -> str | None:
+    """Why :func:`rms_norm` cannot run on these tensors in this process, or ``None``."""
+    return launch_problem(*(t for t in (x, weight, residual) if isinstance(t, torch.Tensor)))

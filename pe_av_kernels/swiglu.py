@@ -1,23 +1,17 @@
 """SwiGLU activation ``silu(gate) * up``, forward and backward, for any width.
 
-Numerics follow :func:`swiglu_reference`: ``silu`` evaluated in fp32 and rounded to the input dtype
+Numerics follow the eager form (``pe_av.ops.swiglu.swiglu_eager``): ``silu`` evaluated in fp32 and rounded to the input dtype
 before the product, as PyTorch's ``F.silu(gate) * up`` does for half-precision tensors.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 import triton
 import triton.language as tl
 from torch.library import triton_op, wrap_triton
 
-from ._common import check_launchable, check_same
-
-
-def swiglu_reference(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
-    """Eager PyTorch form of :func:`swiglu`."""
-    return F.silu(gate) * up
+from ._common import check_launchable, check_same, launch_problem
 
 
 @triton.jit
@@ -142,5 +136,10 @@ def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     check_same("swiglu", "device", gate, up)
     check_launchable(gate, up)
     if gate.numel() == 0:  # nothing to launch; also avoids reshaping zero-width rows
-        return swiglu_reference(gate, up)
+        return torch.empty_like(gate, memory_format=torch.contiguous_format)
     return SwiGLUFunction.apply(gate, up)
+
+
+def problem(gate, up, **_options) -> str | None:
+    """Why :func:`swiglu` cannot run on these tensors in this process, or ``None``."""
+    return launch_problem(gate, up)

@@ -24,17 +24,20 @@ import warnings
 import pytest
 import torch
 
+import pe_av_kernels
+
 from pe_av import BackendFallbackWarning, PeAudioEncoder, PeAudioEncoderConfig, PeAudioVideoModel, dispatch
 from pe_av.config import PeAudioVideoConfig
-from pe_av.models.layers import PeAttention, RMSNorm, SwiGLUMLP
+from pe_av.models.pe_transformer import PeAttention, SwiGLUMLP
+from pe_av.ops import RMSNorm
 from pe_av.models.text import ModernBertAttention
 from tiny_configs import AUDIO, FRAME, FUSION, HOP, TEXT, VOCAB
 
 pytestmark = pytest.mark.kernels
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-PE_OPS = ("RMSNorm", "PeAttention", "SwiGLU")
-NO_KERNEL_OPS = ("ModernBERT attention", "VisionAttention", "AttentionPool")
+PE_OPS = ("RMSNorm", "PeAttention", "SwiGLUMLP")
+NO_KERNEL_OPS = ("ModernBertAttention", "VisionAttention", "AttentionPool")
 
 
 @pytest.fixture(autouse=True)
@@ -163,7 +166,7 @@ def test_triton_not_importable(name, no_triton):
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_cpu_tensors_without_interpreter(name, monkeypatch):
-    monkeypatch.setattr(dispatch, "triton_interpreter_enabled", lambda: False)
+    monkeypatch.setattr(pe_av_kernels._common, "INTERPRET", False)
     make_model, make_inputs = MODELS[name]
     check_fallback(make_model("cpu"), make_inputs("cpu"), "TRITON_INTERPRET=1")
 

@@ -10,7 +10,8 @@ import torch.nn as nn
 
 from pe_av.config import DacConfig
 from pe_av.models import dac
-from pe_av.models.dac import DacEncoder, conv1d_range, snake, snake_fused
+from pe_av.models.dac import DacEncoder, conv1d_range
+from pe_av.ops import snake, snake_fused
 
 CONFIG = DacConfig(encoder_hidden_size=4, downsampling_ratios=[2, 3, 4], codebook_dim=8)  # hop 24
 

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from pe_av.models.layers import apply_rope_interleaved, attention_eager, rms_norm_eager, rope_cos_sin
-from pe_av_kernels import rope_attention, rope_attention_reference
+from pe_av.ops import apply_rope_interleaved, attention_eager, rms_norm_eager, rope_attention_eager, rope_cos_sin
+from pe_av.ops import rope_attention as rope_attention_op
+from pe_av_kernels import rope_attention
 
 pytestmark = pytest.mark.kernels
 
@@ -18,7 +19,7 @@ def eager(q, k, v, q_w, k_w, cos, sin, mask):
     """What PeAttention does between its projections, with (B, T, H, D) in and out."""
     q = apply_rope_interleaved(rms_norm_eager(q, q_w, EPS).transpose(1, 2), cos, sin)
     k = apply_rope_interleaved(rms_norm_eager(k, k_w, EPS).transpose(1, 2), cos, sin)
-    mask = None if mask is None else mask.bool()
+    mask = None if mask is None else mask.bool()[:, None, None, :]
     return attention_eager(q, k, v.transpose(1, 2), mask, q.shape[-1] ** -0.5).transpose(1, 2)
 
 
@@ -59,7 +60,10 @@ def test_backward_fp32():
     # the third sample has no valid key: its gradient must match eager's autograd too
     q, k, v, q_w, k_w, cos, sin, mask = inputs(3, 17, 6, 2, 12, kept=[9, 17, 0])
     leaves = [t.requires_grad_() for t in (q, k, v, q_w, k_w)]
-    got = rope_attention(q, k, v, q_w, k_w, cos, sin, mask, eps=EPS)
+    with pytest.raises(ValueError, match="no backward yet"):
+        rope_attention(q, k, v, q_w, k_w, cos, sin, mask, eps=EPS)
+    # the op's triton form: kernel forward, gradients by recomputing the eager form
+    got = rope_attention_op("triton", q, k, v, q_w, k_w, cos, sin, mask, eps=EPS)
     expected = eager(q, k, v, q_w, k_w, cos, sin, mask)
     grad = torch.randn_like(got)
     for g, e in zip(torch.autograd.grad(got, leaves, grad), torch.autograd.grad(expected, leaves, grad)):
@@ -87,11 +91,11 @@ def rotate_half_split(x, cos, sin):
 def test_half_split_pairs():
     q, k, v, q_w, k_w, cos, sin, mask = inputs(1, 17, 4, 2, 12, kept=[13])
     got = rope_attention(q, k, v, q_w, k_w, cos, sin, mask, eps=EPS, half_split=True)
-    expected = rope_attention_reference(q, k, v, q_w, k_w, cos, sin, mask, eps=EPS, half_split=True)
+    expected = rope_attention_eager(q, k, v, q_w, k_w, cos, sin, mask, eps=EPS, half_split=True)
     assert (got - expected).abs().max().item() <= FP32_ATOL
     normed = rms_norm_eager(q, q_w, EPS)
     assert torch.allclose(
-        rope_attention_reference(q, k, v, q_w, k_w, cos, sin, eps=EPS, half_split=True),
+        rope_attention_eager(q, k, v, q_w, k_w, cos, sin, eps=EPS, half_split=True),
         attention_eager(
             rotate_half_split(normed, cos, sin).transpose(1, 2),
             rotate_half_split(rms_norm_eager(k, k_w, EPS), cos, sin).transpose(1, 2).repeat_interleave(2, 1),

@@ -7,8 +7,8 @@ shapes. On CUDA, fp16/bf16 at model shapes.
 import pytest
 import torch
 
-from pe_av.models.layers import rms_norm_eager
-from pe_av_kernels import rms_norm, rms_norm_reference
+from pe_av.ops import rms_norm_eager, rms_norm_fused
+from pe_av_kernels import rms_norm
 
 pytestmark = pytest.mark.kernels
 
@@ -90,11 +90,13 @@ def test_non_contiguous_inputs():
     assert max_diff(got, expected) <= FP32_ATOL
 
 
-def test_reference_matches_pe_av_eager():
+def test_eager_residual_form_adds_then_normalizes():
+    """The kernel's contract with a residual, on the eager form it is tested against (and the fused form)."""
     x, r, w = torch.randn(3, 37), torch.randn(3, 37), 1 + torch.randn(37)
-    assert torch.equal(rms_norm_reference(x, w, 1e-6), rms_norm_eager(x, w, 1e-6))
-    out, total = rms_norm_reference(x, w, 1e-6, r)
+    out, total = rms_norm_eager(x, w, 1e-6, r)
     assert torch.equal(total, x + r) and torch.equal(out, rms_norm_eager(x + r, w, 1e-6))
+    fused_out, fused_total = rms_norm_fused(x, w, 1e-6, r)
+    assert torch.equal(fused_total, total) and (fused_out - out).abs().max().item() <= 1e-6
 
 
 def test_bad_inputs():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pe_av.models.layers import swiglu_eager
+from pe_av.ops import swiglu_eager
 from pe_av_kernels import swiglu
 
 pytestmark = pytest.mark.kernels

@@ -154,7 +154,7 @@ def test_triton_backend_falls_back_to_sdpa_and_warns(pair):
     """No ViT kernel yet: with attn_impl='triton' the ViT's attention warns once and runs sdpa."""
     from pe_av import BackendFallbackWarning
     from pe_av.dispatch import reset_warnings
-    from pe_av.models.layers import BackendOp
+    from pe_av.dispatch import BackendModule
 
     ref, directory = pair
     ours = PeVisionModel.from_pretrained(directory, attn_impl="sdpa")
@@ -162,9 +162,9 @@ def test_triton_backend_falls_back_to_sdpa_and_warns(pair):
     with torch.no_grad():
         want = ours(x).logits
         for module in ours.modules():  # set directly: the fallback must not depend on triton importing
-            if isinstance(module, BackendOp):
+            if isinstance(module, BackendModule):
                 module.set_backend("triton")
         reset_warnings()
-        with pytest.warns(BackendFallbackWarning, match="no Triton kernel for the ViT"):
+        with pytest.warns(BackendFallbackWarning, match="VisionAttention: attn_impl=.triton. has no Triton kernel"):
             got = ours(x).logits
     assert torch.equal(want, got)

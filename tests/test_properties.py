@@ -25,7 +25,8 @@ from pe_av import (
     PeVideoEncoderConfig,
 )
 from pe_av.models.dac import DacEncoder
-from pe_av.models.layers import PeAttention, rope_cos_sin
+from pe_av.models.pe_transformer import PeAttention
+from pe_av.ops import rope_cos_sin
 from tiny_configs import AUDIO, FRAME, TEXT, VIDEO, VIT
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # backend comparisons run the real kernels on CUDA

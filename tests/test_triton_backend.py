@@ -8,9 +8,12 @@ import warnings
 import pytest
 import torch
 
+import pe_av_kernels
+
 from pe_av import BackendFallbackWarning, PeAudioEncoder, dispatch
 from pe_av.config import PeAudioEncoderConfig
-from pe_av.models.layers import PeAttention, RMSNorm, SwiGLUMLP, rope_cos_sin
+from pe_av.models.pe_transformer import PeAttention, SwiGLUMLP
+from pe_av.ops import RMSNorm, rope_cos_sin
 
 pytestmark = pytest.mark.kernels
 
@@ -160,5 +163,5 @@ def test_triton_missing_falls_back(monkeypatch):
 
 
 def test_cpu_without_interpreter_falls_back(monkeypatch):
-    monkeypatch.setattr(dispatch, "triton_interpreter_enabled", lambda: False)
+    monkeypatch.setattr(pe_av_kernels._common, "INTERPRET", False)
     assert_falls_back(*small_ops(device="cpu"), match="TRITON_INTERPRET=1")

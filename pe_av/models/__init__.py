@@ -1,4 +1,4 @@
-"""PE-AV model modules: one file per tower or model, shared layers in ``layers.py``."""
+"""PE-AV model modules: one file per tower or model, hot ops in ``pe_av.ops``."""
 
 from .audio import PeAudioEncoder
 from .base import PePreTrainedModel

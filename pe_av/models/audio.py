@@ -18,9 +18,9 @@ import torch
 import torch.nn as nn
 
 from ..config import PeAudioEncoderConfig
+from ..ops import Linear
 from .dac import DacEncoder
 from .inputs import check_each_has_valid, check_padding_mask, check_waveform
-from .layers import Linear
 from .outputs import PeAudioEncoderOutput
 from .pe_transformer import PeTransformerEncoder
 

@@ -9,10 +9,9 @@ import torch
 import torch.nn as nn
 
 from ..config import ConfigBase
-from ..dispatch import resolve_backend
+from ..dispatch import BackendModule, resolve_backend
 from ..loading import load_weights, read_state_dict, resolve_device, resolve_dtype, resolve_model_dir, save_state_dict
-from .dac import Snake1d
-from .layers import BackendOp, RMSNorm
+from ..ops import RMSNorm, Snake1d
 
 
 class PePreTrainedModel(nn.Module):
@@ -38,7 +37,7 @@ class PePreTrainedModel(nn.Module):
     def attn_impl(self) -> str:
         """The backend the model's ops run on (``"eager"``, ``"sdpa"`` or ``"triton"``)."""
         for module in self.modules():
-            if isinstance(module, BackendOp):
+            if isinstance(module, BackendModule):
                 return module.backend
         return "sdpa"
 
@@ -46,7 +45,7 @@ class PePreTrainedModel(nn.Module):
         """Switch every op of the model to ``attn_impl``; ``None`` picks the device's default."""
         backend = resolve_backend(attn_impl, self._device())
         for module in self.modules():
-            if isinstance(module, BackendOp):
+            if isinstance(module, BackendModule):
                 module.set_backend(backend)
         return self
 

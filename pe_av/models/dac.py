@@ -32,25 +32,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import DacConfig
-from .layers import BackendOp, linear_fused
+from ..dispatch import BackendModule
+from ..ops import Snake1d, linear_fused, snake_fused
 
 #: elements (batch × channels × time) per chunk of the streamed DAC on CPU: ~4 MB in fp32, cache-sized
 CPU_CHUNK_ELEMENTS = 1 << 20
 #: on GPUs only memory is saved, so chunks are large enough to keep kernel launches few
 GPU_CHUNK_ELEMENTS = 1 << 25
-
-
-def snake(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """``x + sin²(alpha·x) / (alpha + 1e-9)`` with a per-channel ``alpha`` of shape ``(1, C, 1)``."""
-    return x + (alpha + 1e-9).reciprocal() * torch.sin(alpha * x).pow(2)
-
-
-def snake_fused(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """:func:`snake` with one allocation instead of four (bit-identical: same ops, same operand order
-    up to commutativity). For inference only: in-place ops on the temporary defeat autograd."""
-    out = torch.mul(alpha, x)
-    out.sin_().pow_(2).mul_((alpha + 1e-9).reciprocal())
-    return out.add_(x)
 
 
 def conv1d_range(
@@ -101,15 +89,6 @@ def _conv_as_matmul(window: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
 def _conv_output_length(conv: nn.Conv1d, length: int) -> int:
     (kernel,), (stride,), (dilation,), (padding,) = conv.kernel_size, conv.stride, conv.dilation, conv.padding
     return (length + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-
-
-class Snake1d(nn.Module):
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.alpha = nn.Parameter(torch.ones(1, channels, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return snake(x, self.alpha)
 
 
 class DacResidualUnit(nn.Module):
@@ -174,7 +153,7 @@ class DacEncoderBlock(nn.Module):
         return out
 
 
-class DacEncoder(BackendOp):
+class DacEncoder(BackendModule):
     def __init__(self, config: DacConfig) -> None:
         super().__init__()
         width = config.encoder_hidden_size
@@ -196,7 +175,7 @@ class DacEncoder(BackendOp):
         needs_grad = torch.is_grad_enabled() and (
             waveform.requires_grad or any(p.requires_grad for p in self.parameters())
         )
-        if self.backend == "eager" or needs_grad or torch.compiler.is_compiling():
+        if self.uses_eager_forms or needs_grad or torch.compiler.is_compiling():
             x = self._blocks(waveform, lengths)
         else:
             x = self._blocks_streamed(waveform, lengths)

@@ -18,9 +18,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import PeAudioVideoEncoderConfig
+from ..ops import LayerNorm, Linear
 from .audio import PeAudioEncoder
 from .inputs import check_right_padded
-from .layers import Linear
 from .outputs import PeAudioVideoEncoderOutput
 from .pe_transformer import PeTransformerEncoder
 from .video import PeVideoEncoder
@@ -66,7 +66,7 @@ class PeAudioVideoEncoderEmbedder(nn.Module):
         self.audio_encoder = PeAudioEncoder(config.audio_config)
         self.video_encoder = PeVideoEncoder(config.video_config)
         self.video_proj = nn.Conv1d(video_width, audio_width, kernel_size=1)
-        self.video_norm = nn.LayerNorm(audio_width)
+        self.video_norm = LayerNorm(audio_width)
         # in-features as the reference declares them (audio + video width); the concatenation it
         # receives is audio + projected video, so the two widths must agree (checked in the encoder)
         self.concat_modality_proj = Linear(audio_width + video_width, config.hidden_size)

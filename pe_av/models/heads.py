@@ -5,13 +5,15 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..ops import LayerNorm
+
 
 class ContrastiveHead(nn.Module):
     """LayerNorm(eps 1e-6) → Linear without bias: projects a pooled embedding into a shared space."""
 
     def __init__(self, in_dim: int, out_dim: int) -> None:
         super().__init__()
-        self.layer_norm = nn.LayerNorm(in_dim, eps=1e-6)
+        self.layer_norm = LayerNorm(in_dim, eps=1e-6)
         self.proj = nn.Linear(in_dim, out_dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -12,8 +12,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import PeTransformerConfig
+from ..dispatch import BackendModule
+from ..ops import Linear, RMSNorm, rope_attention, rope_cos_sin, swiglu
 from .base import PePreTrainedModel
-from .layers import Linear, PeAttention, RMSNorm, SwiGLUMLP, rope_cos_sin
 
 
 class MaskedGroupNorm(nn.GroupNorm):
@@ -85,6 +86,65 @@ class PatchEmbedder(nn.Module):
         if padding_mask is not None:
             padding_mask = torch.cat([padding_mask[:, :1], padding_mask], dim=1)
         return self.resnet_block(hidden_states, padding_mask), padding_mask
+
+
+class PeAttention(BackendModule):
+    """Bidirectional multi-head attention: q/k/v projections, per-head RMSNorm on q and k, interleaved
+    RoPE, grouped key/value heads, key padding mask, output projection (everything between the
+    projections is the :data:`pe_av.ops.rope_attention` op)."""
+
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        num_kv_heads: int,
+        head_dim: int,
+        bias: bool,
+        eps: float,
+    ) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.num_kv_heads = num_kv_heads
+        self.head_dim = head_dim
+        self.scale = head_dim**-0.5
+        self.q_proj = Linear(hidden_size, num_heads * head_dim, bias=bias)
+        self.k_proj = Linear(hidden_size, num_kv_heads * head_dim, bias=bias)
+        self.v_proj = Linear(hidden_size, num_kv_heads * head_dim, bias=bias)
+        self.o_proj = Linear(num_heads * head_dim, hidden_size, bias=bias)
+        # the norms hold the checkpoint's weights; the op applies them (one eps: both come from the config)
+        self.q_norm = RMSNorm(head_dim, eps=eps)
+        self.k_norm = RMSNorm(head_dim, eps=eps)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``hidden_states`` (B, T, C), rotary tables (T, head_dim / 2), mask (B, T) True = keep."""
+        batch, seq, _ = hidden_states.shape
+        q = self.q_proj(hidden_states).view(batch, seq, self.num_heads, self.head_dim)
+        k = self.k_proj(hidden_states).view(batch, seq, self.num_kv_heads, self.head_dim)
+        v = self.v_proj(hidden_states).view(batch, seq, self.num_kv_heads, self.head_dim)
+        out = self.run(
+            rope_attention, q, k, v, self.q_norm.weight, self.k_norm.weight, cos, sin, key_padding_mask,
+            eps=self.q_norm.eps, scale=self.scale,
+        )
+        return self.o_proj(out.reshape(batch, seq, self.num_heads * self.head_dim))
+
+
+class SwiGLUMLP(BackendModule):
+    """``down(silu(gate(x)) * up(x))`` without biases."""
+
+    def __init__(self, hidden_size: int, intermediate_size: int) -> None:
+        super().__init__()
+        self.gate_proj = Linear(hidden_size, intermediate_size, bias=False)
+        self.up_proj = Linear(hidden_size, intermediate_size, bias=False)
+        self.down_proj = Linear(intermediate_size, hidden_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(self.run(swiglu, self.gate_proj(x), self.up_proj(x)))
 
 
 class PeTransformerLayer(nn.Module):

@@ -16,31 +16,18 @@ raw output, whereas transformers' ``hidden_states[-1]`` is the normed ``last_hid
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import ModernBertConfig
-from ..dispatch import warn_once
+from ..dispatch import BackendModule
+from ..ops import ACTIVATIONS, LayerNorm, Linear, apply_rope_half_split, attention, gated_activation, rope_cos_sin
 from .base import PePreTrainedModel
 from .inputs import check_each_has_valid, check_padding_mask, check_starts_valid, describe_type
-from .layers import BackendOp, Linear
 from .outputs import BaseModelOutputWithPooling
 
 __all__ = ["ModernBertModel", "check_input_ids"]
-
-_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "gelu": F.gelu,
-    "gelu_python": F.gelu,
-    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-    "silu": F.silu,
-    "swish": F.silu,
-    "relu": F.relu,
-}
-
 
 def check_input_ids(input_ids: object, vocab_size: int, device: torch.device) -> torch.Tensor:
     """Validate ``(batch, seq_len)`` integer token ids in ``[0, vocab_size)`` on ``device``."""
@@ -58,34 +45,6 @@ def check_input_ids(input_ids: object, vocab_size: int, device: torch.device) ->
     if low < 0 or high >= vocab_size:
         raise ValueError(f"input_ids must lie in [0, {vocab_size}) (the vocabulary), got values in [{low}, {high}]")
     return input_ids.long()
-
-
-# --------------------------------------------------------------------------------------------------
-# Rotary position embedding (half-split pairs)
-
-
-def rope_half_split_cos_sin(
-    seq_len: int, head_dim: int, theta: float, device: torch.device, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``cos``/``sin`` of shape ``(seq_len, head_dim // 2)`` for positions ``0..seq_len-1``.
-
-    Angles are computed in fp32 and the tables cast to ``dtype``, as the reference does.
-    """
-    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim))
-    angles = torch.arange(seq_len, device=device, dtype=torch.float32)[:, None] * inv_freq[None, :]
-    return angles.cos().to(dtype), angles.sin().to(dtype)
-
-
-def apply_rope_half_split(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs ``(x[i], x[i + D/2])`` by the angle of frequency ``i``; math in fp32.
-
-    ``x``: ``(..., seq, head_dim)``; ``cos``/``sin``: ``(seq, head_dim // 2)``.
-    """
-    xf = x.float()
-    first, second = xf.chunk(2, dim=-1)
-    cos, sin = cos.float(), sin.float()
-    rotated = torch.cat((first * cos - second * sin, second * cos + first * sin), dim=-1)
-    return rotated.to(x.dtype)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -112,31 +71,6 @@ def attention_allowed(
     return allowed
 
 
-def attention_eager(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None, scale: float, dropout: float
-) -> torch.Tensor:
-    """Reference attention; ``q``/``k``/``v``: ``(B, H, T, D)``.
-
-    Hidden pairs get the dtype's most negative value (not -inf): a query with no visible key averages
-    every value uniformly instead of producing NaN, as the reference's eager path does.
-    """
-    scores = torch.matmul(q, k.transpose(-1, -2)) * scale
-    if allowed is not None:
-        bias = torch.zeros(allowed.shape, dtype=scores.dtype, device=scores.device)
-        scores = scores + bias.masked_fill_(~allowed, torch.finfo(scores.dtype).min)
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
-    if dropout > 0.0:
-        probs = F.dropout(probs, p=dropout, training=True)
-    return torch.matmul(probs, v)
-
-
-def attention_sdpa(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None, scale: float, dropout: float
-) -> torch.Tensor:
-    """Same contract as :func:`attention_eager` through ``F.scaled_dot_product_attention``."""
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout, scale=scale)
-
-
 # --------------------------------------------------------------------------------------------------
 # Modules
 
@@ -149,14 +83,14 @@ class ModernBertEmbeddings(nn.Module):
         pad = config.pad_token_id
         padding_idx = pad if pad is not None and 0 <= pad < config.vocab_size else None
         self.tok_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=padding_idx)
-        self.norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
+        self.norm = LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
         self.drop = nn.Dropout(config.embedding_dropout)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.drop(self.norm(self.tok_embeddings(input_ids)))
 
 
-class ModernBertAttention(BackendOp):
+class ModernBertAttention(BackendModule):
     """Fused QKV projection, half-split RoPE, bidirectional (optionally windowed) attention, output
     projection. The window itself comes in through the ``allowed`` mask built by the model."""
 
@@ -177,34 +111,29 @@ class ModernBertAttention(BackendOp):
         q, k, v = (t.transpose(1, 2) for t in qkv.unbind(dim=2))
         q, k = apply_rope_half_split(q, cos, sin), apply_rope_half_split(k, cos, sin)
         dropout = self.dropout if self.training else 0.0
-        if self.backend == "eager":
-            out = attention_eager(q, k, v, allowed, self.scale, dropout)
-        else:
-            if self.backend == "triton":
-                warn_once("ModernBERT attention has no Triton kernel yet (sliding window, half-split RoPE); using sdpa")
-            out = attention_sdpa(q, k, v, allowed, self.scale, dropout)
+        out = self.run(attention, q, k, v, allowed, self.scale, dropout)
         out = self.Wo(out.transpose(1, 2).reshape(batch, seq, -1))
         return F.dropout(out, p=self.dropout, training=self.training) if self.dropout > 0.0 else out
 
 
-class ModernBertMLP(BackendOp):
+class ModernBertMLP(BackendModule):
     """GeGLU: ``Wi`` → split into (input, gate) halves → ``act(input) * gate`` → ``Wo``."""
 
     def __init__(self, config: ModernBertConfig) -> None:
         super().__init__()
-        if config.hidden_activation not in _ACTIVATIONS:
+        if config.hidden_activation not in ACTIVATIONS:
             raise ValueError(
                 f"text_config.hidden_activation {config.hidden_activation!r} is not supported; "
-                f"expected one of {sorted(_ACTIVATIONS)}"
+                f"expected one of {sorted(ACTIVATIONS)}"
             )
-        self.act = _ACTIVATIONS[config.hidden_activation]
+        self.activation = config.hidden_activation
         self.Wi = Linear(config.hidden_size, 2 * config.intermediate_size, bias=config.mlp_bias)
         self.drop = nn.Dropout(config.mlp_dropout)
         self.Wo = Linear(config.intermediate_size, config.hidden_size, bias=config.mlp_bias)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         value, gate = self.Wi(hidden_states).chunk(2, dim=-1)
-        return self.Wo(self.drop(self.act(value) * gate))
+        return self.Wo(self.drop(self.run(gated_activation, value, gate, self.activation)))
 
 
 class ModernBertEncoderLayer(nn.Module):
@@ -216,9 +145,9 @@ class ModernBertEncoderLayer(nn.Module):
         if layer_idx == 0:
             self.attn_norm: nn.Module = nn.Identity()
         else:
-            self.attn_norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
+            self.attn_norm = LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
         self.attn = ModernBertAttention(config)
-        self.mlp_norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
+        self.mlp_norm = LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
         self.mlp = ModernBertMLP(config)
 
     def forward(
@@ -243,7 +172,7 @@ class ModernBertModel(PePreTrainedModel):
         super().__init__(config)
         self.embeddings = ModernBertEmbeddings(config)
         self.layers = nn.ModuleList(ModernBertEncoderLayer(config, i) for i in range(config.num_hidden_layers))
-        self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
+        self.final_norm = LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
         self._maybe_init_weights()
 
     @torch.no_grad()
@@ -288,7 +217,7 @@ class ModernBertModel(PePreTrainedModel):
         per_type = {}
         for kind in set(self.config.layer_types):
             theta = float(self.config.rope_parameters[kind]["rope_theta"])
-            cos, sin = rope_half_split_cos_sin(seq, self.config.head_dim, theta, hidden_states.device, hidden_states.dtype)
+            cos, sin = rope_cos_sin(seq, self.config.head_dim, theta, hidden_states.device, hidden_states.dtype)
             half_window = self.config.local_attention // 2 if kind == "sliding_attention" else None
             per_type[kind] = (cos, sin, attention_allowed(key_padding, seq, half_window, hidden_states.device))
         return hidden_states, per_type

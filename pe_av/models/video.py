@@ -11,8 +11,8 @@ Differences from transformers (each documented where it lives):
   differs from the reference's (which encodes the padding pixels), every valid position and
   ``pooler_output`` are the same.
 - A video without any valid frame is an error (the reference returns NaNs).
-- The ViT head size follows :func:`pe_av.models.vision.vision_num_classes` (the reference ignores
-  ``num_classes``; see :mod:`pe_av.models.vision`).
+- The ViT head size follows :func:`pe_av.models.vision_spec.vision_num_classes` (the reference ignores
+  ``num_classes``; see :mod:`pe_av.models.vision_spec`).
 - ``PeVideoModel``: SigLIP loss with labels ``2·I − 1`` (the reference's ``I · logits`` gives
   off-diagonal pairs no gradient); ``get_video_embeds`` / ``get_text_video_embeds`` exist and return
   what ``forward`` returns (the reference defines its helpers inside ``__init__``, so they do not).
@@ -25,10 +25,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import PeVideoConfig, PeVideoEncoderConfig
+from ..ops import Linear
 from .base import PePreTrainedModel
 from .heads import ContrastiveHead, scaled_logits
 from .inputs import check_padding_mask
-from .layers import Linear
 from .loss import sigmoid_contrastive_loss
 from .outputs import BaseModelOutputWithPooling, PeVideoOutput
 from .pe_transformer import PeTransformerEncoder
