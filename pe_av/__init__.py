@@ -88,7 +88,7 @@ from .processing import (  # noqa: E402
     PeVideoProcessor,
     PeVideoVideoProcessor,
 )
-from .resample import resample  # noqa: E402
+from .processing.resample import resample  # noqa: E402
 
 __all__ += [
     "BatchFeature",

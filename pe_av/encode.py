@@ -20,13 +20,12 @@ from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from .audio_processing import as_clip_list
 from .models import PeAudioFrameLevelModel, PeAudioModel, PeAudioVideoModel, PeVideoModel
 from .processing import PeAudioVideoProcessor
-from .tokenizer import check_texts
-from .video_processing import as_video_list
+from .processing.audio import as_clip_list
+from .processing.text import check_texts
+from .processing.video import as_video_list
 
 TARGETS = ("audio", "video", "audio_video")
 _TEXT_METHODS = {
@@ -58,6 +57,15 @@ def _check_batch_size(batch_size: object) -> int:
     return batch_size
 
 
+def _tqdm() -> type:
+    """``tqdm.auto.tqdm``, imported on first use (not with ``pe_av``)."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError as exc:
+        raise ImportError(f"the encode helpers need tqdm, which cannot be imported ({exc}): pip install tqdm") from exc
+    return tqdm
+
+
 def _run_batches(
     model: torch.nn.Module,
     items: Sequence[object],
@@ -70,6 +78,7 @@ def _run_batches(
     batch_size = _check_batch_size(batch_size)
     show = progress if progress is not None else len(items) > batch_size
     outputs = []
+    tqdm = _tqdm()
     with torch.inference_mode(), tqdm(total=len(items), desc=desc, unit="item", disable=not show) as bar:
         for start in range(0, len(items), batch_size):
             batch = items[start : start + batch_size]

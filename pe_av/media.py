@@ -1,30 +1,37 @@
-"""Reading (and writing) audio and video files with PyAV.
+"""Reading (and writing) audio and video files with PyAV, and the frame sampling rule.
 
 - :func:`load_audio`: the first audio track of any file FFmpeg reads (wav, flac, mp3, ogg, m4a, and
   the audio of mp4/mkv/webm/mov) as float32 mono at the requested rate: decoded to float, channels
-  averaged, then resampled with :func:`pe_av.resample.resample`.
+  averaged, then resampled with :func:`pe_av.processing.resample.resample`.
 - :func:`load_video`: RGB uint8 frames ``(frames, H, W, 3)`` of the first video track: every frame, or
-  ``num_frames`` evenly spaced ones (the processors' rule, :func:`sample_frame_indices`), decoding
-  only once when the container's packet count is right.
+  ``num_frames`` evenly spaced ones (:func:`sample_frame_indices`, the rule the video processor also
+  applies to frame arrays), decoding only once when the container's packet count is right.
 - :func:`media_info`: which tracks a file has.
 - :func:`write_audio` / :func:`write_video`: small encoders used by the demo and the tests.
 
 Problems are reported as ``FileNotFoundError`` (no such file) or ``ValueError`` naming the file and
 what is wrong (not a media file, no audio/video track, nothing decodable).
+
+PyAV is imported on first use: ``import pe_av`` and the processors work on arrays without it, and the
+functions that decode or encode raise ``ImportError`` (``pip install av``) when it is missing. This
+module imports nothing of :mod:`pe_av.processing` at import time (that package imports this one), so
+there is no import cycle; the resampler is imported when :func:`load_audio` needs it.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 
-from .resample import resample
-from .video_processing import sample_frame_indices
+if TYPE_CHECKING:
+    import av
 
 #: extension → (video codec, audio codec) used by the writers
 VIDEO_CODECS = {
@@ -51,6 +58,29 @@ class MediaInfo:
     duration: float | None = None
 
 
+def _av() -> ModuleType:
+    """PyAV, imported on first use; a clear ``ImportError`` when it is not installed."""
+    try:
+        return importlib.import_module("av")
+    except ImportError as exc:
+        raise ImportError(
+            f"decoding and writing audio/video files needs PyAV (the av package), which cannot be imported "
+            f"({exc}): pip install av"
+        ) from exc
+
+
+def sample_frame_indices(total_frames: int, num_frames: int) -> list[int]:
+    """``num_frames`` evenly spaced indices into ``total_frames`` frames, first and last included
+    (the reference's rule; repeats frames when the video is shorter than ``num_frames``)."""
+    if isinstance(total_frames, bool) or not isinstance(total_frames, int) or total_frames < 1:
+        raise ValueError(f"total_frames must be a positive int, got {total_frames!r}")
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+        raise ValueError(f"num_frames must be a positive int, got {num_frames!r}")
+    if num_frames == 1:
+        return [0]
+    return [int(i * (total_frames - 1) / (num_frames - 1)) for i in range(num_frames)]
+
+
 def _check_path(path: object, kind: str) -> str:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{kind} path must be a str or os.PathLike, got {type(path).__name__}")
@@ -65,6 +95,7 @@ def _check_path(path: object, kind: str) -> str:
 
 
 def _open(path: str) -> av.container.InputContainer:
+    av = _av()
     try:
         return av.open(path, mode="r")
     except av.FFmpegError as exc:
@@ -77,7 +108,7 @@ def media_info(path: str | os.PathLike) -> MediaInfo:
     with _open(path) as container:
         audio = next(iter(container.streams.audio), None)
         video = next(iter(container.streams.video), None)
-        duration = container.duration / av.time_base if container.duration else None
+        duration = container.duration / _av().time_base if container.duration else None
         return MediaInfo(
             path=path,
             has_audio=audio is not None,
@@ -96,6 +127,7 @@ def load_audio(path: str | os.PathLike, sampling_rate: int = 48_000) -> np.ndarr
     path = _check_path(path, "audio")
     chunks: list[np.ndarray] = []
     with _open(path) as container:
+        av = _av()
         stream = next(iter(container.streams.audio), None)
         if stream is None:
             raise ValueError(f"{path} has no audio track")
@@ -113,6 +145,8 @@ def load_audio(path: str | os.PathLike, sampling_rate: int = 48_000) -> np.ndarr
     samples = np.concatenate(chunks, axis=1)  # (channels, samples)
     mono = samples.mean(axis=0, dtype=np.float64).astype(np.float32)
     if source_rate != sampling_rate:
+        from .processing.resample import resample  # not at import time: pe_av.processing imports this module
+
         mono = resample(mono, int(source_rate), int(sampling_rate))
     return mono
 
@@ -155,6 +189,7 @@ def _decode_selected(path: str, total: int, num_frames: int) -> tuple[list[np.nd
 def _decode_frames(container, path: str, wanted: set[int] | None):
     """Decode the first video track; return (frames, count) — a list of all frames, or a dict
     index → frame of the ``wanted`` ones."""
+    av = _av()
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
     kept: list[np.ndarray] | dict[int, np.ndarray] = [] if wanted is None else {}
@@ -181,6 +216,7 @@ def write_audio(path: str | os.PathLike, samples: np.ndarray, sampling_rate: int
     codec = codec or AUDIO_CODECS.get(path.suffix.lower())
     if codec is None:
         raise ValueError(f"no audio codec for extension {path.suffix!r}; known: {sorted(AUDIO_CODECS)}")
+    av = _av()
     with av.open(str(path), mode="w") as container:
         _add_audio(container, codec, np.asarray(samples, dtype=np.float32), sampling_rate)
     return path
@@ -204,6 +240,7 @@ def write_video(
     if frames.shape[1] % 2 or frames.shape[2] % 2:
         raise ValueError(f"frame height and width must be even for yuv420p, got {frames.shape[1:3]}")
     video_codec, audio_codec = VIDEO_CODECS[path.suffix.lower()]
+    av = _av()
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(video_codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
@@ -227,6 +264,7 @@ def _add_audio(container, codec: str, samples: np.ndarray, rate: int, encode_now
     planar = samples[None, :] if samples.ndim == 1 else samples
     if planar.ndim != 2 or planar.shape[1] == 0 or planar.shape[0] > 2:
         raise ValueError(f"audio must be (samples,) or (channels ≤ 2, samples) with samples, got {samples.shape}")
+    av = _av()
     stream = container.add_stream(codec, rate=rate)
     stream.layout = "mono" if planar.shape[0] == 1 else "stereo"
 

@@ -3,6 +3,11 @@
 Every file is made here with PyAV's encoders (tiny: ≤ 0.5 s, 32×32)."""
 
 import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,3 +148,56 @@ def test_writer_validation(tmp_path):
         write_video(tmp_path / "x.mp4", np.zeros((2, 31, 32, 3), np.uint8))
     with pytest.raises(ValueError, match="uint8"):
         write_video(tmp_path / "x.mp4", np.zeros((2, 32, 32, 3), np.float32))
+
+
+# ---------------------------------------------------------------------- optional packages
+
+WITHOUT_OPTIONAL_PACKAGES = """
+import sys
+for name in ("av", "tokenizers", "tqdm"):
+    sys.modules[name] = None  # `import name` now raises ImportError, as if it were not installed
+
+import numpy as np
+import pytest
+
+import pe_av
+from pe_av import media, processing
+from pe_av.encode import _tqdm
+
+fe = pe_av.PeAudioFeatureExtractor()
+vp = pe_av.PeVideoVideoProcessor(size={"height": 14, "width": 14}, do_sample_frames=True, num_frames=2)
+processor = pe_av.PeAudioVideoProcessor(feature_extractor=fe, video_processor=vp)
+out = processor(audio=[np.zeros(100, np.float32)], videos=[np.zeros((5, 20, 20, 3), np.uint8)], sampling_rate=16_000)
+assert out.input_values.shape == (1, 1, 1920) and out.pixel_values_videos.shape == (1, 2, 3, 14, 14)
+assert pe_av.PeAudioProcessor(feature_extractor=fe)(audio=np.zeros(10, np.float32)).padding_mask.sum() == 1920
+assert pe_av.PeVideoProcessor(video_processor=vp)(videos=np.zeros((3, 8, 8, 3), np.uint8)).padding_mask_videos.all()
+assert media.sample_frame_indices(3, 5) == processing.sample_frame_indices(3, 5) == [0, 0, 1, 1, 2]
+
+workdir = sys.argv[1]
+clip = workdir + "/clip.wav"
+open(clip, "wb").write(b"RIFF" + bytes(100))
+for call in (lambda: pe_av.load_audio(clip), lambda: pe_av.load_video(clip), lambda: pe_av.media_info(clip),
+             lambda: fe(clip), lambda: vp(clip),
+             lambda: media.write_audio(workdir + "/out.wav", np.zeros(10, np.float32), 48_000)):
+    with pytest.raises(ImportError, match="pip install av"):
+        call()
+with pytest.raises(FileNotFoundError):  # path checks still come first
+    pe_av.load_audio(workdir + "/missing.wav")
+open(workdir + "/tokenizer.json", "w").write("{}")
+with pytest.raises(ImportError, match="pip install tokenizers"):
+    pe_av.PeTokenizer.from_pretrained(workdir)
+with pytest.raises(ImportError, match="pip install tqdm"):
+    _tqdm()
+print("OK")
+"""
+
+
+def test_pe_av_works_without_pyav_tokenizers_or_tqdm(tmp_path):
+    """``import pe_av`` and the array processors need none of PyAV, tokenizers and tqdm; what does
+    need them raises ImportError naming the package to install."""
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    script = textwrap.dedent(WITHOUT_OPTIONAL_PACKAGES)
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip().endswith("OK"), result.stdout + result.stderr

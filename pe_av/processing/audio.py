@@ -6,8 +6,8 @@ one audio token), then the batch is padded with ``padding_value`` to the longest
 ``padding_mask`` (int32, 1 = real sample) marks the reflected tail as real, as the reference does.
 
 Beyond the reference: multichannel clips ``(channels, samples)`` are mixed down to mono by averaging,
-other sampling rates are resampled (:func:`pe_av.resample.resample`; the reference raises), and file
-paths are decoded with PyAV (:func:`pe_av.media.load_audio`).
+other sampling rates are resampled (:func:`pe_av.processing.resample.resample`; the reference
+raises), and file paths are decoded with PyAV (:func:`pe_av.media.load_audio`).
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ class PeAudioFeatureExtractor:
     def _mono(self, clip: object, index: int, source_rate: int) -> np.ndarray:
         """One clip as a 1-D float32 array at :attr:`sampling_rate`."""
         if isinstance(clip, (str, os.PathLike)):
-            from .media import load_audio
+            from ..media import load_audio
 
             return load_audio(clip, self.sampling_rate)
         samples = _as_float_array(clip, f"audio[{index}]")

@@ -10,7 +10,8 @@ padding of shorter videos along frames.
 Differences from the reference: ``padding_mask_videos`` (bool, 1 = real frame) is always returned
 (the reference leaves it out when all videos have the same length; all-ones is equivalent);
 ``num_frames = 1`` takes the first frame (the reference divides by zero); file paths are decoded
-with PyAV (:func:`pe_av.media.load_video`). Only bilinear resampling is supported.
+with PyAV (:func:`pe_av.media.load_video`). Only bilinear resampling is supported. The frame
+sampling rule, shared with file decoding, is :func:`pe_av.media.sample_frame_indices`.
 """
 
 from __future__ import annotations
@@ -23,24 +24,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..media import sample_frame_indices
+
 #: PIL's code for bilinear resampling, the value stored in saved configs
 BILINEAR = 2
 _KNOWN = (
     "do_resize", "size", "resample", "do_rescale", "rescale_factor", "do_normalize", "image_mean",
     "image_std", "do_center_crop", "crop_size", "do_convert_rgb", "do_sample_frames", "num_frames", "fps",
 )
-
-
-def sample_frame_indices(total_frames: int, num_frames: int) -> list[int]:
-    """``num_frames`` evenly spaced indices into ``total_frames`` frames, first and last included
-    (the reference's rule; repeats frames when the video is shorter than ``num_frames``)."""
-    if isinstance(total_frames, bool) or not isinstance(total_frames, int) or total_frames < 1:
-        raise ValueError(f"total_frames must be a positive int, got {total_frames!r}")
-    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
-        raise ValueError(f"num_frames must be a positive int, got {num_frames!r}")
-    if num_frames == 1:
-        return [0]
-    return [int(i * (total_frames - 1) / (num_frames - 1)) for i in range(num_frames)]
 
 
 def resize_frames(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -184,7 +175,7 @@ class PeVideoVideoProcessor:
     def _one(self, video: object, index: int, num_frames: int | None) -> torch.Tensor:
         name = f"videos[{index}]"
         if isinstance(video, (str, os.PathLike)):
-            from .media import load_video
+            from ..media import load_video
 
             frames = torch.from_numpy(load_video(video, num_frames=num_frames))
             frames = frames.permute(0, 3, 1, 2).contiguous()

@@ -22,30 +22,17 @@ from typing import Any, ClassVar
 
 import torch
 
-from .audio_processing import PeAudioFeatureExtractor, reflect_pad_to_multiple
-from .loading import resolve_model_dir
-from .resample import resample
-from .tokenizer import PeTokenizer, check_texts, read_json_object
-from .video_processing import PeVideoVideoProcessor, resize_frames, sample_frame_indices
+from ..json_io import read_json_object
+from ..loading import resolve_model_dir
+from .audio import PeAudioFeatureExtractor
+from .text import PeTokenizer
+from .video import PeVideoVideoProcessor
 
 PROCESSOR_CONFIG = "processor_config.json"
 FEATURE_EXTRACTOR_CONFIG = "preprocessor_config.json"
 VIDEO_PROCESSOR_CONFIG = "video_preprocessor_config.json"
 
-__all__ = [
-    "BatchFeature",
-    "PeAudioFeatureExtractor",
-    "PeAudioProcessor",
-    "PeAudioVideoProcessor",
-    "PeTokenizer",
-    "PeVideoProcessor",
-    "PeVideoVideoProcessor",
-    "check_texts",
-    "reflect_pad_to_multiple",
-    "resample",
-    "resize_frames",
-    "sample_frame_indices",
-]
+__all__ = ["BatchFeature", "PeAudioProcessor", "PeAudioVideoProcessor", "PeVideoProcessor"]
 
 
 class BatchFeature(dict):
@@ -231,4 +218,4 @@ class PeVideoProcessor(PeAudioVideoProcessor):
 
 
 def _read_if_present(path: Path) -> dict[str, Any]:
-    return read_json_object(path) if path.is_file() else {}
+    return read_json_object(path, holds="processor settings") if path.is_file() else {}

@@ -4,24 +4,43 @@ Reads ``tokenizer.json`` (the ModernBERT tokenizer of the PE-AV checkpoints) plu
 names of ``tokenizer_config.json``, and encodes batches the way transformers' fast tokenizer does
 when called with ``padding=True, truncation=True, max_length=512``: special tokens added by the
 file's post-processor, longest-first truncation counting them, right padding with the pad token.
+
+``tokenizers`` is imported when a ``PeTokenizer`` is built or loaded, not with ``pe_av``; without it
+those raise ``ImportError`` (``pip install tokenizers``).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from tokenizers import Tokenizer
+
+from ..json_io import read_json_object
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 #: PE-AV's text limit (SPEC: ModernBERT text truncated at 512 tokens)
 DEFAULT_MAX_LENGTH = 512
 _PADDING = (True, "longest", "max_length", False, "do_not_pad")
+
+
+def _tokenizer_class() -> type[Tokenizer]:
+    """``tokenizers.Tokenizer``, imported on first use; a clear ``ImportError`` when it is missing."""
+    try:
+        return importlib.import_module("tokenizers").Tokenizer
+    except ImportError as exc:
+        raise ImportError(
+            f"the text processor needs the tokenizers package, which cannot be imported ({exc}): "
+            "pip install tokenizers"
+        ) from exc
 
 
 def _token_content(value: object) -> str | None:
@@ -52,7 +71,7 @@ class PeTokenizer:
         truncation_side: str = "right",
         extra: dict[str, Any] | None = None,
     ) -> None:
-        if not isinstance(tokenizer, Tokenizer):
+        if not isinstance(tokenizer, _tokenizer_class()):
             raise TypeError(f"tokenizer must be a tokenizers.Tokenizer, got {type(tokenizer).__name__}")
         for name, side in (("padding_side", padding_side), ("truncation_side", truncation_side)):
             if side not in ("right", "left"):
@@ -75,12 +94,13 @@ class PeTokenizer:
         path = directory / TOKENIZER_FILE
         if not path.is_file():
             raise FileNotFoundError(f"no {TOKENIZER_FILE} in {directory}: the text processor needs it")
+        backend = _tokenizer_class()  # outside the try: a missing package stays an ImportError
         try:
-            tokenizer = Tokenizer.from_file(str(path))
+            tokenizer = backend.from_file(str(path))
         except Exception as exc:  # tokenizers raises a bare Exception on malformed files
             raise ValueError(f"cannot read {path}: {exc}") from exc
         config_path = directory / TOKENIZER_CONFIG_FILE
-        config = read_json_object(config_path) if config_path.is_file() else {}
+        config = read_json_object(config_path, holds="tokenizer settings") if config_path.is_file() else {}
         pad_token = _token_content(config.get("pad_token"))
         if pad_token is None and tokenizer.padding is not None:
             pad_token = tokenizer.padding.get("pad_token")
@@ -186,14 +206,3 @@ def check_texts(text: object) -> list[str]:
         if not isinstance(item, str):
             raise TypeError(f"text[{i}] must be a string, got {type(item).__name__}")
     return list(text)
-
-
-def read_json_object(path: Path) -> dict[str, Any]:
-    """Parse a JSON file that must hold an object; unreadable or malformed files are ValueErrors."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")
-    return data
