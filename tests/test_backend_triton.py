@@ -1,9 +1,10 @@
-"""attn_impl="triton" on whole models where kernels cannot run: each op falls back to eager PyTorch,
-warns once per reason, and the model gives the eager numbers.
+"""attn_impl="triton" on whole models: ops routed to pe_av_kernels match eager (values and gradients),
+and where kernels cannot run each op falls back to eager PyTorch, warns once per reason, and the model
+gives the eager numbers.
 
-tests/test_triton_backend.py checks each op's fallback alone; here every reason triton can be
-unavailable is exercised on a whole small PeAudioEncoder and PeAudioVideoModel (all three modalities,
-so the audio, video, fusion and text paths all run):
+On CPU the kernels run under triton's interpreter (conftest sets TRITON_INTERPRET=1). Every reason triton
+can be unavailable is exercised on a whole small PeAudioEncoder and PeAudioVideoModel (all three
+modalities, so the audio, video, fusion and text paths all run):
 
 - triton / pe_av_kernels cannot be imported;
 - CPU tensors without triton's interpreter;
@@ -14,6 +15,7 @@ so the audio, video, fusion and text paths all run):
 The reference is the model with the three kernel-backed ops (RMSNorm, PeAttention, SwiGLU) set to eager
 and everything else as under sdpa: ops without a kernel (ModernBERT / ViT attention, which say so once)
 and the non-eager forms of other ops (fused Linear, streamed DAC) run the same under "triton" and "sdpa".
+Each op's own fallback is tested alone in tests/test_ops.py.
 """
 
 from __future__ import annotations
@@ -45,6 +47,83 @@ def _fresh_warnings():
     dispatch.reset_warnings()
     yield
     dispatch.reset_warnings()
+
+
+# --------------------------------------------------------------------------------------------------
+# kernels on: parity with eager
+
+
+ATOL = 1e-4
+ROUTING_DAC = dict(encoder_hidden_size=4, downsampling_ratios=[2, 3], codebook_dim=8)  # hop 6
+CONFIGS = {  # tiny encoders, as in test_parity_audio_encoder.py
+    "gqa6-2-d12-mlp37": dict(
+        hidden_size=40, intermediate_size=37, num_hidden_layers=2, num_attention_heads=6,
+        num_key_value_heads=2, head_dim=12, attention_bias=True,
+    ),
+    "mqa3-1-d16": dict(hidden_size=24, intermediate_size=50, num_hidden_layers=2, num_attention_heads=3,
+                       num_key_value_heads=1, head_dim=16),
+}
+
+
+@torch.no_grad()
+def tiny_encoder(name: str) -> PeAudioEncoder:
+    torch.manual_seed(0)
+    model = PeAudioEncoder(PeAudioEncoderConfig(**CONFIGS[name], dac_config=ROUTING_DAC)).to(DEVICE).eval()
+    for param in model.parameters():  # move norm weights and biases off their constant init
+        if param.dim() == 1:
+            param.add_(0.1 * torch.randn_like(param))
+    return model
+
+
+def padded_audio(hop: int = 6, lengths=(9, 4), total: int = 9):
+    x = torch.randn(len(lengths), 1, hop * total, device=DEVICE)
+    mask = torch.zeros(len(lengths), hop * total, dtype=torch.long, device=DEVICE)
+    for i, n in enumerate(lengths):
+        mask[i, : hop * n] = 1
+    return x, mask
+
+
+def test_backend_resolution():
+    assert dispatch.triton_backend_implemented()
+    assert dispatch.resolve_backend("triton") == "triton"
+    assert dispatch.default_backend("cuda") == "triton"
+    assert dispatch.default_backend("cpu") == "sdpa"
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_audio_encoder_triton_matches_eager(name):
+    model = tiny_encoder(name)
+    x, mask = padded_audio()
+    with torch.no_grad():
+        expected = model.set_attn_impl("eager")(x, padding_mask=mask)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", BackendFallbackWarning)  # every op must run its kernel
+            got = model.set_attn_impl("triton")(x, padding_mask=mask)
+    assert model.attn_impl == "triton"
+    assert (got.last_hidden_state - expected.last_hidden_state).abs().max().item() <= ATOL
+    assert (got.pooler_output - expected.pooler_output).abs().max().item() <= ATOL
+    assert torch.equal(got.output_mask, expected.output_mask)
+
+
+def test_audio_encoder_gradients_match_eager():
+    model = tiny_encoder("gqa6-2-d12-mlp37")
+    x, mask = padded_audio()
+
+    def grads(attn_impl):
+        model.zero_grad(set_to_none=True)
+        out = model.set_attn_impl(attn_impl)(x, padding_mask=mask)
+        (out.last_hidden_state.square().mean() + out.pooler_output.sum()).backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    expected, got = grads("eager"), grads("triton")
+    assert expected.keys() == got.keys() and any("q_norm" in n for n in got)
+    for name in expected:
+        scale = max(1.0, expected[name].abs().max().item())
+        assert (got[name] - expected[name]).abs().max().item() <= ATOL * scale, name
+
+
+# --------------------------------------------------------------------------------------------------
+# kernels unavailable: fallbacks on whole models
 
 
 def audio_encoder(device=DEVICE, dtype=torch.float32, **overrides):
