@@ -37,3 +37,19 @@ def pytest_sessionfinish(session, exitstatus):
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """One saved tiny checkpoint per model class (single file), plus a sharded PeAudioEncoder."""
+    from pe_av import PeAudioEncoder
+    from tiny_configs import CONFIGS, build
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    directories = {}
+    for cls in CONFIGS:
+        directories[cls] = root / cls.__name__
+        build(cls).save_pretrained(directories[cls])
+    directories["sharded"] = root / "sharded"
+    build(PeAudioEncoder).save_pretrained(directories["sharded"], max_shard_size="4KB")
+    return directories

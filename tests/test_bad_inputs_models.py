@@ -3,60 +3,23 @@
 Each entry (``forward``, ``get_*_embeds``, ``text_embedding``) is called with valid inputs except for
 one argument, which gets one bad value from the table of its kind; the error must be the expected
 ``TypeError``/``ValueError`` and its message must name the argument. Cross-argument faults
-(mismatched batches, masks without inputs, unpaired padding) and the documented accepted forms
-(what is *not* an error) follow. See the README's "Input handling" section for the decisions.
+(mismatched batches, masks without inputs, unpaired padding) follow; the documented accepted forms
+(what is *not* an error) are in tests/test_accepted_inputs.py. See the README's "Input handling" section for the decisions.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
+from model_inputs import AUDIO_ARGS, SAMPLES, TEXT_ARGS, VIDEO_ARGS, tiny_models, valid, valid_args
+from tiny_configs import HOP, VOCAB
 
-from pe_av import PeAudioFrameLevelModel, PeAudioVideoConfig, PeAudioVideoModel
-from tiny_configs import FRAME, FUSION, HOP, TEXT, VOCAB
-
-BATCH, SAMPLES, FRAMES, TOKENS = 2, 4 * HOP, 3, 5
+from pe_av import PeAudioVideoModel
 
 
 @pytest.fixture(scope="module")
 def models():
-    torch.manual_seed(0)
-    av = PeAudioVideoModel(PeAudioVideoConfig(text_config=TEXT, audio_video_config=FUSION)).eval()
-    frame = PeAudioFrameLevelModel(av.config.audio_config).eval()
-    return {"av": av, "frame": frame}
-
-
-# --------------------------------------------------------------------------------------------------
-# valid inputs, by kind
-
-
-def right_padded(lengths, total, dtype=torch.long):
-    mask = torch.zeros(len(lengths), total, dtype=dtype)
-    for i, n in enumerate(lengths):
-        mask[i, :n] = 1
-    return mask
-
-
-def valid(kind: str) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(1)
-    if kind == "audio":
-        audio = torch.randn(BATCH, 1, SAMPLES, generator=gen)
-        audio[1, :, 2 * HOP :] = 0
-        return audio
-    if kind == "audio_mask":
-        return right_padded([SAMPLES, 2 * HOP], SAMPLES)
-    if kind == "video":
-        return torch.randn(BATCH, FRAMES, 3, FRAME, FRAME, generator=gen)
-    if kind == "video_mask":
-        return right_padded([FRAMES, 2], FRAMES)
-    if kind == "ids":
-        return torch.randint(1, VOCAB, (BATCH, TOKENS), generator=gen)
-    if kind == "text_mask":
-        return right_padded([TOKENS, 3], TOKENS)
-    if kind == "image":
-        return torch.randn(BATCH, 3, FRAME, FRAME, generator=gen)
-    raise AssertionError(kind)
+    return tiny_models()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -174,9 +137,6 @@ CASES = {
 # --------------------------------------------------------------------------------------------------
 # the entries: name -> (callable from the models, {argument: kind})
 
-AUDIO_ARGS = {"input_values": "audio", "padding_mask": "audio_mask"}
-VIDEO_ARGS = {"pixel_values_videos": "video", "padding_mask_videos": "video_mask"}
-TEXT_ARGS = {"input_ids": "ids", "attention_mask": "text_mask"}
 
 ENTRIES = {
     "PeAudioEncoder.forward": (lambda m: m["av"].audio_model.audio_encoder, AUDIO_ARGS),
@@ -207,7 +167,7 @@ ENTRIES = {
 
 
 def valid_inputs(entry: str) -> dict[str, torch.Tensor]:
-    return {arg: valid(kind) for arg, kind in ENTRIES[entry][1].items()}
+    return valid_args(ENTRIES[entry][1])
 
 
 def call(models, entry: str, **inputs):
@@ -373,75 +333,3 @@ def test_overflow_when_cast_to_a_half_model(models):
     half = type(encoder)(encoder.config).half().eval()
     with pytest.raises(ValueError, match=r"input_values holds NaN or Inf values \(after casting to torch\.float16\)"):
         half(valid("audio") * 1e5)
-
-
-# --------------------------------------------------------------------------------------------------
-# documented accepted forms: these are not errors, and give the same numbers
-
-
-def close(a, b, atol=1e-6):
-    return (a - b).abs().max().item() <= atol
-
-
-def test_accepted_waveform_and_mask_forms(models):
-    encoder = models["av"].audio_model.audio_encoder
-    audio, mask = valid("audio"), valid("audio_mask")
-    with torch.no_grad():
-        base = encoder(audio, mask).pooler_output
-        forms = [
-            encoder(audio[:, 0], mask),  # (B, L) mono
-            encoder(audio.double(), mask.bool()),  # float64 cast down, bool mask
-            encoder(audio, mask.float()),  # float 0/1 mask
-            encoder(audio.half().float(), mask.to(torch.int8)),  # int8 mask
-            encoder(torch.randn(SAMPLES, 1, BATCH).permute(2, 1, 0).copy_(audio), mask.t().contiguous().t()),  # strided
-        ]
-    for got in forms:
-        assert close(got.pooler_output, base, atol=1e-3 if got is forms[3] else 1e-6)
-
-
-def test_accepted_token_id_dtypes_and_masks(models):
-    text = models["av"].text_model
-    ids, mask = valid("ids"), valid("text_mask")
-    with torch.no_grad():
-        base = text(ids, mask).pooler_output
-        forms = [(ids.int(), mask.bool()), (ids.to(torch.int16), mask.float()), (ids.to(torch.uint8), mask)]
-        for form_ids, form_mask in forms:
-            assert torch.equal(text(form_ids, form_mask).pooler_output, base)
-
-
-def test_padding_content_does_not_matter(models):
-    """Whatever finite values padding holds, a padded clip/video/text gives the same embeddings."""
-    av = models["av"]
-    inputs = valid_inputs("PeAudioVideoModel.forward")
-    noisy = dict(inputs)
-    noisy["input_values"] = inputs["input_values"].clone()
-    noisy["input_values"][1, :, 2 * HOP :] = 50 * torch.randn(2 * HOP)
-    noisy["pixel_values_videos"] = inputs["pixel_values_videos"].clone()
-    noisy["pixel_values_videos"][1, 2] = 1e4
-    noisy["input_ids"] = inputs["input_ids"].clone()
-    noisy["input_ids"][1, 3:] = VOCAB - 1
-    with torch.no_grad():
-        a, b = av(**inputs), av(**noisy)
-    for name in ("audio_embeds", "video_embeds", "audio_video_embeds", "text_audio_embeds", "audio_plus_text_embeds"):
-        assert close(getattr(a, name), getattr(b, name), atol=1e-5), name
-
-
-def test_inputs_requiring_grad_and_bf16_models(models):
-    encoder = models["av"].audio_model.audio_encoder
-    audio = valid("audio").requires_grad_()
-    out = encoder(audio, valid("audio_mask"))
-    assert out.pooler_output.requires_grad  # the transformer is differentiable; the DAC runs without grad
-    bf16 = type(encoder)(encoder.config).to(torch.bfloat16).eval()
-    bf16.load_state_dict(encoder.state_dict())
-    with torch.no_grad():
-        got = bf16(valid("audio"), valid("audio_mask")).pooler_output  # float32 input, cast to bfloat16
-    assert got.dtype == torch.bfloat16 and torch.isfinite(got.float()).all()
-
-
-def test_numpy_is_refused_but_easy_to_convert(models):
-    encoder = models["av"].audio_model.audio_encoder
-    array = np.random.default_rng(0).standard_normal((2, 1, SAMPLES)).astype(np.float32)
-    with pytest.raises(TypeError, match="torch.from_numpy"):
-        encoder(array)
-    with torch.no_grad():
-        assert torch.isfinite(encoder(torch.from_numpy(array)).pooler_output).all()
