@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+from .json_io import read_json_object
+
 __all__ = [
     "ConfigBase",
     "DacConfig",
@@ -508,42 +510,30 @@ class PeAudioVideoConfig(ConfigBase):
         return PeVideoConfig(text_config=self.text_config, video_config=self.audio_video_config.video_config)
 
 
-CONFIG_CLASSES: dict[str, type[ConfigBase]] = {
-    cls.model_type: cls
-    for cls in (
-        ModernBertConfig,
-        PeAudioEncoderConfig,
-        PeVideoEncoderConfig,
-        PeAudioVideoEncoderConfig,
-        PeAudioConfig,
-        PeVideoConfig,
-        PeAudioVideoConfig,
-    )
-}
+# --------------------------------------------------------------------------------------------------
+# Loading: model_type → class comes from the registry (pe_av.registry), imported inside the functions
+# because the registry imports the models, which import this module.
 
 
 def config_from_dict(data: Mapping[str, Any]) -> ConfigBase:
-    """Build the config class named by ``data["model_type"]``."""
+    """Build the config class named by ``data["model_type"]`` (see :mod:`pe_av.registry`)."""
+    from .registry import config_class_for
+
     if not isinstance(data, Mapping):
         raise TypeError(f"a config must be a JSON object, got {type(data).__name__}")
-    model_type = data.get("model_type")
-    if model_type not in CONFIG_CLASSES:
-        raise ValueError(
-            f"unknown model_type {model_type!r}; pe_av supports {sorted(CONFIG_CLASSES)}"
-        )
-    return CONFIG_CLASSES[model_type].from_dict(data)
+    return config_class_for(data.get("model_type")).from_dict(data)
 
 
 def load_config(directory: str | os.PathLike) -> ConfigBase:
     """Read ``config.json`` in ``directory`` into the matching config class."""
     path = os.path.join(os.fspath(directory), "config.json")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no config.json in {os.fspath(directory)!r}")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object (the model's configuration), got {type(data).__name__}")
-    return config_from_dict(data)
+    return config_from_dict(read_json_object(path, holds="the model's configuration"))
+
+
+def __getattr__(name: str) -> Any:
+    # CONFIG_CLASSES (model_type -> config class) is a view of the registry, built when first asked for
+    if name == "CONFIG_CLASSES":
+        from .registry import config_classes
+
+        return config_classes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
