@@ -2,7 +2,8 @@
 
 - ``pe-av demo``: the whole pipeline on a tiny random PE-AV model built on the spot (no network, no
   checkpoint): save and reload model + processor, write synthetic audio/video files, decode and
-  process them, embed with every backend, print text↔media similarities and per-backend timings.
+  process them, embed with every backend, print text↔media similarities and per-backend timings
+  (see :mod:`pe_av.demo`).
 - ``pe-av embed --model DIR FILES... [--text ...]``: embed media files (and captions) with a
   checkpoint, print text↔media cosine similarities, optionally write the embeddings
   (``.npy`` or ``.safetensors``).
@@ -12,33 +13,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import dispatch
-from .dispatch import BACKENDS, BackendFallbackWarning, BackendNotAvailableError
+from .demo import print_table, run_demo
+from .dispatch import BACKENDS, BackendNotAvailableError
 
 MODALITIES = ("auto", "audio", "video", "audio_video")
 OUT_FORMATS = (".npy", ".safetensors")
 
 
-# ---------------------------------------------------------------------- printing
-
-
-def _print_table(title: str, rows: list[str], columns: list[str], values: torch.Tensor) -> None:
-    print(f"\n{title}")
-    row_width = max(len(r) for r in rows)
-    widths = [max(len(c), 6) for c in columns]
-    print(" " * row_width + "  " + "  ".join(f"{c:>{w}}" for c, w in zip(columns, widths)))
-    for row, line in zip(rows, values.tolist()):
-        print(f"{row:>{row_width}}  " + "  ".join(f"{v:>{w}.3f}" for v, w in zip(line, widths)))
+# ---------------------------------------------------------------------- arguments
 
 
 def _parse_backends(value: str) -> list[str]:
@@ -49,131 +38,23 @@ def _parse_backends(value: str) -> list[str]:
     return names
 
 
-# ---------------------------------------------------------------------- demo
-
-
-def _op_name(message: str) -> str:
-    """The op a BackendFallbackWarning is about (its text before the first colon or 'has no')."""
-    head = message.split(":")[0] if ":" in message[:40] else message.split(" has no")[0]
-    return head.strip()
-
-
-def _demo_embeddings(model, batches: dict) -> dict[str, torch.Tensor]:
-    """Every embedding the demo shows, computed straight from the processed batches."""
-    text, audio, av = batches["text"], batches["audio"], batches["audio_video"]
-    return {
-        "text_audio": model.get_text_audio_embeds(text["input_ids"], text["attention_mask"]),
-        "audio": model.get_audio_embeds(audio["input_values"], audio["padding_mask"]),
-        "text_audio_video": model.get_text_audio_video_embeds(text["input_ids"], text["attention_mask"]),
-        "audio_video": model.get_audio_video_embeds(
-            av["input_values"], av["pixel_values_videos"], av["padding_mask"], av["padding_mask_videos"]
-        ).audio_video_embeds,
-    }
-
-
-def run_demo(repeats: int = 5, backends: list[str] | None = None, keep: str | None = None) -> None:
-    """Run the demo (see the module docstring); ``keep`` writes its files there instead of a temp dir."""
-    from .demo import TEXTS, demo_model, demo_processor, write_demo_media
-    from .encode import encode_audio, encode_audio_video, encode_text
-    from .models import PeAudioVideoModel
-    from .processing import PeAudioVideoProcessor
-
-    backends = backends or list(BACKENDS)
-    with tempfile.TemporaryDirectory() as scratch:
-        root = Path(keep) if keep else Path(scratch)
-        model_dir = root / "tiny-pe-av"
-        model = demo_model(seed=0)
-        model.save_pretrained(model_dir)
-        demo_processor().save_pretrained(model_dir)
-        params = sum(p.numel() for p in model.parameters()) / 1e6
-        print(f"pe-av demo: tiny random PeAudioVideoModel ({params:.2f} M parameters, seed 0) + processor saved "
-              f"to {model_dir}")
-        print("random weights: the similarities below show the pipeline runs, not what a trained model knows\n")
-
-        media = write_demo_media(root / "media")
-        for path in media["audio"] + media["videos"]:
-            print(f"  wrote {path.name:<18} ({path.stat().st_size / 1024:.1f} KiB)")
-
-        processor = PeAudioVideoProcessor.from_pretrained(model_dir)
-        audio_files, video_files = [str(p) for p in media["audio"]], [str(p) for p in media["videos"]]
-        batches = {
-            "text": processor(text=TEXTS),
-            "audio": processor(audio=audio_files),
-            "audio_video": processor(audio=video_files, videos=video_files),
-        }
-        av = batches["audio_video"]
-        print(f"\nprocessed: input_ids {tuple(batches['text']['input_ids'].shape)}, audio input_values "
-              f"{tuple(batches['audio']['input_values'].shape)}, video pixel_values_videos "
-              f"{tuple(av['pixel_values_videos'].shape)} + input_values {tuple(av['input_values'].shape)}")
-
-        print(f"\none pass = {len(TEXTS)} captions in 2 spaces + {len(audio_files)} audio clips + "
-              f"{len(video_files)} audio+video clips (model time only; media decoded once above)")
-        print(f"{'backend':>8}  {'ms / pass':>9}  {'max |diff| vs first':>19}   (median of {repeats})")
-        reference = None
-        for backend in backends:
-            try:
-                loaded = PeAudioVideoModel.from_pretrained(model_dir, attn_impl=backend)
-            except BackendNotAvailableError as exc:
-                print(f"{backend:>8}  unavailable ({exc})")
-                continue
-            dispatch.reset_warnings()
-            with torch.inference_mode(), warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", BackendFallbackWarning)
-                embeds = _demo_embeddings(loaded, batches)  # warm-up
-                times = []
-                for _ in range(repeats):
-                    start = time.perf_counter()
-                    _demo_embeddings(loaded, batches)
-                    times.append(time.perf_counter() - start)
-                elapsed = statistics.median(times)  # robust to a busy machine's spikes
-            fallbacks = [_op_name(str(w.message)) for w in caught if issubclass(w.category, BackendFallbackWarning)]
-            if reference is None:
-                reference, diff = embeds, "—"
-            else:
-                diff = f"{max((embeds[k] - reference[k]).abs().max().item() for k in embeds):.1e}"
-            print(f"{backend:>8}  {elapsed * 1e3:9.1f}  {diff:>19}")
-            if fallbacks:
-                print(f"{'':>8}  without a {backend} kernel here: {', '.join(dict.fromkeys(fallbacks))}")
-            last = (loaded, embeds)
-        if reference is None:
-            raise RuntimeError("no backend could run")
-        loaded, embeds = last
-
-        # the same pipeline through the high-level helpers, straight from the files (last backend)
-        text_audio = encode_text(loaded, processor, TEXTS, target="audio", progress=False)
-        audio = encode_audio(loaded, processor, audio_files, progress=False)
-        text_av = encode_text(loaded, processor, TEXTS, target="audio_video", progress=False)
-        audio_video = encode_audio_video(loaded, processor, video_files, progress=False)
-        unit = {k: torch.nn.functional.normalize(v, dim=-1) for k, v in embeds.items()}
-        agree = max((a - unit[k]).abs().max().item() for a, k in ((text_audio, "text_audio"), (audio, "audio"),
-                    (text_av, "text_audio_video"), (audio_video, "audio_video")))
-        print(f"\nencode_text/encode_audio/encode_audio_video on the files agree with the direct calls: "
-              f"max |diff| {agree:.1e}")
-        _print_table("text ↔ audio files (cosine similarity, text-audio space)", TEXTS,
-                     [Path(p).name for p in audio_files], text_audio @ audio.T)
-        _print_table("text ↔ video files (cosine similarity, text-audio+video space)", TEXTS,
-                     [Path(p).name for p in video_files], text_av @ audio_video.T)
-
-
 # ---------------------------------------------------------------------- embed
 
 
 def _model_and_processor(model_dir: str, attn_impl: str | None, device: str | None, dtype: str | None):
+    """The checkpoint's model and processor, both chosen by its ``model_type`` (see :mod:`pe_av.registry`);
+    only types with a processor (whole models, not encoders or towers) can embed."""
     from .config import load_config
-    from .models import PeAudioModel, PeAudioVideoModel, PeVideoModel
-    from .processing import PeAudioProcessor, PeAudioVideoProcessor, PeVideoProcessor
+    from .registry import model_class_for, processor_class_for, supported_model_types
 
-    classes = {
-        "pe_audio_video": (PeAudioVideoModel, PeAudioVideoProcessor),
-        "pe_audio": (PeAudioModel, PeAudioProcessor),
-        "pe_video": (PeVideoModel, PeVideoProcessor),
-    }
     if not Path(model_dir).is_dir():
         raise FileNotFoundError(f"model directory not found: {model_dir}")
-    model_type = load_config(model_dir).model_type
-    if model_type not in classes:
-        raise ValueError(f"{model_dir} holds a {model_type!r} model; pe-av embed handles {sorted(classes)}")
-    model_cls, processor_cls = classes[model_type]
+    config = load_config(model_dir)
+    processor_cls = processor_class_for(config.model_type)
+    if processor_cls is None:
+        raise ValueError(f"{model_dir} holds a {config.model_type!r} model; pe-av embed handles "
+                         f"{supported_model_types(with_processor=True)}")
+    model_cls = model_class_for(config)
     model = model_cls.from_pretrained(model_dir, attn_impl=attn_impl, device=device, dtype=dtype)
     return model, processor_cls.from_pretrained(model_dir)
 
@@ -263,8 +144,8 @@ def run_embed(args: argparse.Namespace) -> None:
     if media is not None and text is not None:
         unit_text = torch.nn.functional.normalize(text.float(), dim=-1)
         unit_media = torch.nn.functional.normalize(media.float(), dim=-1)
-        _print_table(f"text ↔ {modality} (cosine similarity)", args.text, [Path(f).name for f in args.files],
-                     unit_text @ unit_media.T)
+        print_table(f"text ↔ {modality} (cosine similarity)", args.text, [Path(f).name for f in args.files],
+                    unit_text @ unit_media.T)
     if out is not None:
         for path in _write_embeddings(out, modality, media, text, args.files, args.text or [], args.model):
             print(f"wrote {path}")

@@ -17,6 +17,8 @@ import torch.nn as nn
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from .json_io import read_json_object
+
 SAFE_WEIGHTS_NAME = "model.safetensors"
 SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 _PICKLE_NAMES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.pth", "model.ckpt")
@@ -99,9 +101,8 @@ def resolve_model_dir(path: str | os.PathLike) -> str:
 def _read_weight_map(index: str) -> dict[str, str]:
     """The ``weight_map`` of a sharded checkpoint's index: tensor key → shard file name in its directory."""
     try:
-        with open(index, encoding="utf-8") as fh:
-            weight_map = json.load(fh)["weight_map"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, IndexError) as exc:
+        weight_map = read_json_object(index, holds="a safetensors index")["weight_map"]
+    except (ValueError, KeyError) as exc:  # not JSON, not an object, or no weight_map
         raise CheckpointError(f"{index} is not a valid safetensors index (needs a 'weight_map'): {exc!r}") from exc
     if not isinstance(weight_map, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()

@@ -13,7 +13,15 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from pe_av import PeAudioModel, PeAudioVideoModel, PeAudioVideoProcessor, encode_audio, encode_audio_video, encode_text
+from pe_av import (
+    PeAudioEncoder,
+    PeAudioModel,
+    PeAudioVideoModel,
+    PeAudioVideoProcessor,
+    encode_audio,
+    encode_audio_video,
+    encode_text,
+)
 from pe_av.cli import main
 from pe_av.demo import TEXTS, demo_config, demo_tokenizer
 from pe_av.media import write_video
@@ -110,6 +118,14 @@ def test_embed_audio_model(tmp_path, demo_run):
     assert status == 0 and "as audio" in stdout
     status, _, stderr = run(["embed", "--model", tmp_path, *demo_run["videos"], "--modality", "video"])
     assert status == 1 and "PeAudioModel cannot embed video" in stderr
+
+
+def test_embed_needs_a_model_type_with_a_processor(tmp_path, demo_run):
+    torch.manual_seed(0)
+    PeAudioEncoder(demo_config().audio_video_config.audio_config).save_pretrained(tmp_path)
+    status, _, stderr = run(["embed", "--model", tmp_path, *demo_run["audio"], "--no-progress"])
+    assert status == 1
+    assert "holds a 'pe_audio_encoder' model; pe-av embed handles ['pe_audio', 'pe_audio_video', 'pe_video']" in stderr
 
 
 def test_embed_errors(demo_run, tmp_path):

@@ -1,18 +1,34 @@
 """Configs: read transformers' config.json, keep unknown keys, write back identically, validate."""
 
 import json
+import re
 
 import pytest
 
 from oracle import transformers
+import pe_av.config
 from pe_av import (
+    DacConfig,
     PeAudioConfig,
     PeAudioEncoderConfig,
+    PeAudioFrameLevelModel,
+    PeAudioModel,
+    PeAudioProcessor,
     PeAudioVideoConfig,
+    PeAudioVideoProcessor,
     PeVideoConfig,
+    PeVideoProcessor,
     load_config,
 )
-from pe_av.config import CONFIG_CLASSES, config_from_dict
+from pe_av.config import ConfigBase, config_from_dict
+from pe_av.registry import (
+    MODEL_TYPES,
+    config_class_for,
+    model_class_for,
+    processor_class_for,
+    supported_model_types,
+)
+from tiny_configs import CONFIGS, build
 
 pytestmark = pytest.mark.oracle
 
@@ -37,7 +53,7 @@ def test_round_trip_of_transformers_config(model_type, tmp_path):
     ref.save_pretrained(tmp_path)
     written = json.loads((tmp_path / "config.json").read_text())
     ours = load_config(tmp_path)
-    assert type(ours) is CONFIG_CLASSES[model_type]
+    assert type(ours) is config_class_for(model_type)
     assert ours.to_dict() == written
     # and transformers reads our file back to the same config
     out = tmp_path / "ours"
@@ -128,3 +144,43 @@ def test_missing_or_broken_config_file(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         load_config(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------
+# the registry of model types (pe_av.registry)
+
+
+def test_registry_covers_every_config_class():
+    classes = {
+        obj for obj in vars(pe_av.config).values()
+        if isinstance(obj, type) and issubclass(obj, ConfigBase) and obj.model_type
+    }
+    # the DAC codec config only ever sits inside an audio encoder's config: it has no model of its own
+    assert {cls.model_type for cls in classes - {DacConfig}} == set(MODEL_TYPES)
+    for cls in classes - {DacConfig}:
+        assert config_class_for(cls.model_type) is cls
+
+
+@pytest.mark.parametrize("model_cls", list(CONFIGS), ids=lambda cls: cls.__name__)
+def test_load_config_of_each_saved_model_type(model_cls, tmp_path):
+    build(model_cls).save_pretrained(tmp_path)
+    config = load_config(tmp_path)
+    assert type(config) is model_cls.config_class
+    assert model_class_for(config, architecture=model_cls.__name__) is model_cls
+    # a model_type maps to its base class whatever config.json's "architectures" says (as AutoModel)
+    assert model_class_for(config) is (PeAudioModel if model_cls is PeAudioFrameLevelModel else model_cls)
+    assert model_class_for(config.model_type) is model_class_for(config)
+
+
+def test_registry_processors_and_errors():
+    assert processor_class_for("pe_audio_video") is PeAudioVideoProcessor
+    assert processor_class_for("pe_audio") is PeAudioProcessor
+    assert processor_class_for("pe_video") is PeVideoProcessor
+    assert processor_class_for("pe_audio_encoder") is None
+    assert supported_model_types(with_processor=True) == ["pe_audio", "pe_audio_video", "pe_video"]
+    supported = re.escape(str(supported_model_types()))
+    for lookup in (config_class_for, model_class_for, processor_class_for):
+        with pytest.raises(ValueError, match=f"unknown model_type 'bert'; pe_av supports {supported}"):
+            lookup("bert")
+    with pytest.raises(ValueError, match=r"'pe_audio' has no model class 'PeVideoModel'.*PeAudioFrameLevelModel"):
+        model_class_for("pe_audio", architecture="PeVideoModel")

@@ -10,8 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pe_av.models.loss import sigmoid_contrastive_loss
-from pe_av.models.pe_audio import frame_level_sigmoid_loss
+from pe_av.models.loss import frame_level_sigmoid_loss, sigmoid_contrastive_loss
 
 
 def pair_term(z: float, matching: bool) -> float:

@@ -16,8 +16,9 @@ from .outputs import (
 )
 from .pe_audio import PeAudioFrameLevelModel, PeAudioModel
 from .pe_audio_video import PeAudioVideoModel
+from .pe_video import PeVideoModel
 from .text import ModernBertModel
-from .video import PeVideoEncoder, PeVideoModel
+from .video import PeVideoEncoder
 from .vision import PeVisionModel
 
 __all__ = [

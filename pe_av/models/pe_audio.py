@@ -7,7 +7,7 @@ Differences from transformers (each documented where it lives):
 - ``get_text_audio_embeds`` works (the reference reads ``hidden_states`` it never asked for) and
   both ``get_*_embeds`` return exactly the embeddings ``forward`` returns.
 - The frame-level loss is defined (the reference fails to broadcast): see
-  :func:`frame_level_sigmoid_loss`.
+  :func:`pe_av.models.loss.frame_level_sigmoid_loss`.
 - The text embedding follows ``text_config.text_embedding_layer`` (see :mod:`pe_av.models.text`).
 - ``text_outputs.hidden_states`` is None unless ``output_hidden_states=True``; the reference fills it
   with Nones and the last hidden state.
@@ -17,41 +17,16 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..config import PeAudioConfig
 from .audio import PeAudioEncoder
 from .base import PePreTrainedModel
 from .heads import ContrastiveHead, scaled_logits
-from .loss import sigmoid_contrastive_loss
+from .loss import frame_level_sigmoid_loss, sigmoid_contrastive_loss
 from .outputs import PeAudioOutput
 from .text import ModernBertModel
 
-__all__ = ["PeAudioModel", "PeAudioFrameLevelModel", "frame_level_sigmoid_loss"]
-
-
-def frame_level_sigmoid_loss(logits: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """SigLIP loss over every valid frame of ``(N, N, T)`` per-frame logits.
-
-    Every frame of clip ``i`` is a positive for caption ``i`` and a negative for every other caption
-    (labels ``2·I − 1`` broadcast over frames). Each clip's frames are averaged over its valid ones
-    (``frame_mask`` ``(N, T)``, True = valid; None = all valid), then rows are summed and divided by
-    ``N`` as in the clip-level loss, so every clip weighs the same whatever its length and ``T = 1``
-    gives the clip-level loss. A clip without valid frames contributes nothing.
-    """
-    if logits.dim() != 3 or logits.shape[0] != logits.shape[1]:
-        raise ValueError(f"frame-level loss needs (N, N, frames) logits, got shape {tuple(logits.shape)}")
-    n, _, frames = logits.shape
-    labels = 2 * torch.eye(n, device=logits.device, dtype=logits.dtype) - 1
-    per_frame = -F.logsigmoid(labels[:, :, None] * logits)
-    if frame_mask is None:
-        weights = torch.full((n, frames), 1.0 / frames, device=logits.device, dtype=logits.dtype)
-    else:
-        if tuple(frame_mask.shape) != (n, frames):
-            raise ValueError(f"frame_mask must have shape (N, frames) = ({n}, {frames}), got {tuple(frame_mask.shape)}")
-        valid = frame_mask.to(logits.dtype)
-        weights = valid / valid.sum(dim=-1, keepdim=True).clamp(min=1)
-    return (per_frame * weights[:, None, :]).sum() / n
+__all__ = ["PeAudioModel", "PeAudioFrameLevelModel"]
 
 
 class PeAudioModel(PePreTrainedModel):

@@ -31,8 +31,8 @@ from .inputs import check_mask_has_input, check_same_batch
 from .loss import sigmoid_contrastive_loss
 from .outputs import AudioVideoEmbeddings, PeAudioVideoOutput
 from .pe_audio import PeAudioModel
+from .pe_video import PeVideoModel
 from .text import ModernBertModel
-from .video import PeVideoModel
 
 
 class PeAudioVideoModel(PePreTrainedModel):
