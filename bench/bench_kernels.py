@@ -18,14 +18,8 @@ import torch
 from harness import DEVICE, DTYPE, PRESET, Work, compiled, run_benchmark
 
 from pe_av import dispatch
-from pe_av.models.layers import (
-    PeAttention,
-    RMSNorm,
-    rope_cos_sin,
-    rope_interleaved_tables,
-    rotate_interleaved,
-    swiglu_eager,
-)
+from pe_av.models.pe_transformer import PeAttention
+from pe_av.ops import RMSNorm, rope_cos_sin, rope_interleaved_tables, rotate_interleaved, swiglu_eager
 
 EPS = 1e-5
 ROPE_THETA = 20000.0
