@@ -2,29 +2,91 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+import torch.utils._pytree as pytree
 
 
-@dataclass
-class ModelOutput:
-    """Dataclass with attribute access, ``out["name"]`` access and ``to_tuple()`` (non-None fields)."""
+class ModelOutput(OrderedDict):
+    """A dataclass that is also an ordered dict of its set (non-None) fields, as transformers' ``ModelOutput``.
 
-    def __getitem__(self, key: str) -> Any:
-        if not isinstance(key, str):
-            raise TypeError(f"index {type(self).__name__} by field name, got {type(key).__name__}")
-        if key not in self.keys():
-            raise KeyError(f"{type(self).__name__} has no field {key!r} (or it is None); fields: {self.keys()}")
-        return getattr(self, key)
+    ``out.name`` reads any field; ``out["name"]``, ``"name" in out``, iteration, ``len``, ``keys`` /
+    ``values`` / ``items`` see only the fields that are set, in declaration order; ``out[0]`` and
+    ``out[:2]`` index :meth:`to_tuple`. Setting a field (``out.loss = x`` or ``out["loss"] = x``) keeps
+    both views in step. Removing keys (``del``, ``pop``, ``update``, ``setdefault``) is refused, as in
+    transformers. ``_tuple_nested`` names fields whose outputs :meth:`to_tuple` turns into tuples too
+    (transformers does so for some classes and not others; we follow it class by class).
+    """
 
-    def keys(self) -> list[str]:
-        """Names of the fields that are not None, in declaration order."""
-        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
+    _tuple_nested: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _register_pytree(cls)
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = self.__dict__.get(field.name)
+            if value is not None:
+                super().__setitem__(field.name, value)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            if key not in self:
+                raise KeyError(f"{type(self).__name__} has no field {key!r} set; set fields: {list(self.keys())}")
+            return super().__getitem__(key)
+        if isinstance(key, (int, slice)) and not isinstance(key, bool):
+            return self.to_tuple()[key]
+        raise TypeError(f"index {type(self).__name__} by field name, int or slice, got {type(key).__name__}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self.__dataclass_fields__ and value is not None:
+            super().__setitem__(name, value)
+        super().__setattr__(name, value)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        super().__setattr__(key, value)
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(f"a {type(self).__name__} cannot drop or merge keys; build a new output instead")
+
+    __delitem__ = pop = popitem = update = setdefault = _refuse
+
+    def __reduce__(self):
+        # pickle/copy through the dataclass constructor, so both views are rebuilt
+        return type(self), tuple(getattr(self, field.name) for field in fields(self))
 
     def to_tuple(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self.keys())
+        """The set fields' values in order (nested outputs named by ``_tuple_nested`` as tuples too)."""
+        return tuple(
+            value.to_tuple() if key in self._tuple_nested and isinstance(value, ModelOutput) else value
+            for key, value in self.items()
+        )
+
+
+def _register_pytree(cls: type[ModelOutput]) -> None:
+    """Make an output class a pytree node (``torch.export``, DDP's static graph, ``torch.compile``)."""
+
+    def flatten(output: ModelOutput) -> tuple[list[Any], list[str]]:
+        return list(output.values()), list(output.keys())
+
+    def unflatten(values: Any, keys: Any) -> ModelOutput:
+        return cls(**dict(zip(keys, values)))
+
+    def flatten_with_keys(output: ModelOutput):
+        return [(pytree.MappingKey(k), v) for k, v in output.items()], list(output.keys())
+
+    try:
+        pytree.register_pytree_node(
+            cls, flatten, unflatten, serialized_type_name=f"{cls.__module__}.{cls.__name__}",
+            flatten_with_keys_fn=flatten_with_keys,
+        )
+    except ValueError:  # already registered (a module reloaded in the same process)
+        pass
 
 
 @dataclass
@@ -66,6 +128,8 @@ class PeAudioOutput(ModelOutput):
     text_outputs: BaseModelOutputWithPooling | None = None
     audio_outputs: PeAudioEncoderOutput | None = None
 
+    _tuple_nested: ClassVar[tuple[str, ...]] = ("text_outputs", "audio_outputs")
+
 
 @dataclass
 class ImageClassifierOutput(ModelOutput):
@@ -92,6 +156,8 @@ class PeVideoOutput(ModelOutput):
     video_embeds: torch.Tensor | None = None
     text_outputs: BaseModelOutputWithPooling | None = None
     video_outputs: BaseModelOutputWithPooling | None = None
+
+    _tuple_nested: ClassVar[tuple[str, ...]] = ("text_outputs", "video_outputs")
 
 
 @dataclass
