@@ -19,6 +19,15 @@ from .config import (
     TimmVisionConfig,
     load_config,
 )
+from .auto import (
+    AutoConfig,
+    AutoFeatureExtractor,
+    AutoModel,
+    AutoModelForImageClassification,
+    AutoProcessor,
+    AutoTokenizer,
+    AutoVideoProcessor,
+)
 from .dispatch import BACKENDS, BackendFallbackWarning, BackendNotAvailableError
 from .loading import CheckpointError
 from .models import (
@@ -44,6 +53,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BACKENDS",
+    "AutoConfig",
+    "AutoFeatureExtractor",
+    "AutoModel",
+    "AutoModelForImageClassification",
+    "AutoProcessor",
+    "AutoTokenizer",
+    "AutoVideoProcessor",
     "AudioVideoEmbeddings",
     "BackendFallbackWarning",
     "BackendNotAvailableError",
