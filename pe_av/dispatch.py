@@ -14,13 +14,20 @@ Where a kernel cannot run on the given tensors, ``pe_av_kernels.problem`` says w
 then runs its eager form and :func:`warn_once` emits one :class:`BackendFallbackWarning` per reason.
 Model code never compares backend strings: its modules derive from :class:`BackendModule` and call
 ``self.run(op, ...)``.
+
+Threads: a module's default backend is shared by all threads (:meth:`BackendModule.set_backend`,
+``model.set_attn_impl``); :func:`backend_override` (``model.using_attn_impl``) sets it for the current
+thread only, so threads sharing one model can each run their own backend.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -181,27 +188,121 @@ class Op:
         return f"Op({self.name!r})"
 
 
+# --------------------------------------------------------------------------------------------------
+# per-module backends: a default shared by all threads, and per-thread overrides
+
+#: the override of the current thread (and asyncio task): {module: backend} of every open
+#: :func:`backend_override`, innermost last; ``None`` outside any
+_overrides: ContextVar[dict[BackendModule, str] | None] = ContextVar("pe_av_backend_overrides", default=None)
+#: overrides open in any thread; while 0, :attr:`BackendModule.backend` skips the ContextVar lookup
+_open_overrides = 0
+#: per module, how many overrides (all threads together) cover it; guarded by ``_override_lock``
+_open_per_module: dict[BackendModule, int] = {}
+_override_lock = threading.Lock()
+
+
 class BackendModule(nn.Module):
     """Base of every module whose forward runs :class:`Op` tables; holds the backend it runs them on.
 
-    :meth:`pe_av.models.base.PePreTrainedModel.set_attn_impl` sets it on every such module of a model.
+    Each module has a default backend, shared by all threads, set by :meth:`set_backend` (or
+    :meth:`pe_av.models.base.PePreTrainedModel.set_attn_impl` on every module of a model). A thread can
+    override it for itself with :func:`backend_override` (``model.using_attn_impl(...)``);
+    :attr:`backend` is then the override in that thread and the default in the others.
     """
 
-    backend: str = "sdpa"
+    _backend: str = "sdpa"
+
+    @property
+    def backend(self) -> str:
+        """The backend this module's ops run on in the current thread."""
+        if _open_overrides:  # a module global: the common case costs one load and one branch
+            overrides = _overrides.get()
+            if overrides is not None:
+                return overrides.get(self, self._backend)
+        return self._backend
+
+    @backend.setter
+    def backend(self, backend: str) -> None:
+        self.set_backend(backend)
 
     def set_backend(self, backend: str) -> None:
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        self.backend = backend
+        """Set the default backend (all threads). Raises ``RuntimeError`` while an override covers this module."""
+        set_default_backend([self], backend)
 
     def run(self, op: Op, *args: Any, **kwargs: Any) -> Any:
         """``op`` on this module's backend; warnings name this module's class."""
-        return op(self.backend, *args, caller=type(self).__name__, **kwargs)
+        backend = self.backend if _open_overrides else self._backend  # the property's fast path, inlined
+        return op(backend, *args, caller=type(self).__name__, **kwargs)
 
     @property
     def uses_eager_forms(self) -> bool:
         """Whether this module runs the plain reference forms (see :func:`uses_eager_forms`)."""
         return uses_eager_forms(self.backend)
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def backend_modules(root: nn.Module) -> list[BackendModule]:
+    """Every :class:`BackendModule` in ``root`` (itself included)."""
+    return [module for module in root.modules() if isinstance(module, BackendModule)]
+
+
+def set_default_backend(modules: Iterable[BackendModule], backend: str) -> None:
+    """Set the default backend of ``modules`` for every thread, all or none.
+
+    The default is meant to be set while no other thread runs these modules (a thread running them
+    would switch backends between two of its ops). It raises ``RuntimeError`` while any thread holds a
+    :func:`backend_override` on one of them, instead of changing what that thread does not use anyway.
+    """
+    _check_backend(backend)
+    modules = list(modules)
+    with _override_lock:
+        overridden = [m for m in modules if m in _open_per_module]
+        if overridden:
+            raise RuntimeError(
+                f"cannot change the default backend of {type(overridden[0]).__name__} (and {len(overridden) - 1} "
+                "more modules) while a thread overrides it (using_attn_impl / backend_override); change the "
+                "default when no thread runs the model, or give each thread its own backend with using_attn_impl"
+            )
+        for module in modules:
+            module._backend = backend
+
+
+@contextlib.contextmanager
+def backend_override(modules: Iterable[BackendModule], backend: str) -> Iterator[None]:
+    """Run ``modules`` on ``backend`` in the current thread (and asyncio task) only, inside the block.
+
+    Other threads keep their own backend (their override, else the modules' default). Overrides nest:
+    the innermost wins. The override lives in a :class:`contextvars.ContextVar`: a thread started inside
+    the block does not inherit it (threads start with an empty context), while work handed on with the
+    context copied (``asyncio.to_thread``, ``contextvars.copy_context().run``) carries it along.
+    """
+    global _open_overrides
+    _check_backend(backend)
+    modules = list(modules)
+    current = _overrides.get()
+    mapping = dict(current) if current else {}
+    mapping.update(dict.fromkeys(modules, backend))
+    with _override_lock:
+        for module in modules:
+            _open_per_module[module] = _open_per_module.get(module, 0) + 1
+        _open_overrides += 1
+    token = _overrides.set(mapping)
+    try:
+        yield
+    finally:
+        _overrides.reset(token)
+        with _override_lock:
+            _open_overrides -= 1
+            for module in modules:
+                left = _open_per_module[module] - 1
+                if left:
+                    _open_per_module[module] = left
+                else:
+                    del _open_per_module[module]
 
 
 def warn_once(reason: str) -> None:

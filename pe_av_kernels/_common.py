@@ -43,11 +43,14 @@ def check_launchable(*tensors: torch.Tensor) -> None:
         raise ValueError(problem)
 
 
-def check_same(name: str, attr: str, *tensors: torch.Tensor) -> None:
-    """Raise when ``tensors`` disagree on ``attr`` (``"device"`` or ``"dtype"``)."""
-    values = {getattr(t, attr) for t in tensors}
+def check_same(name: str, attr: str, **tensors: torch.Tensor) -> None:
+    """Raise when the named ``tensors`` disagree on ``attr`` (``"device"`` or ``"dtype"``); the message
+    names each argument with its value, e.g. ``"swiglu: gate, up must share one dtype, got gate
+    torch.float32, up torch.float16"``."""
+    values = {str(getattr(t, attr)) for t in tensors.values()}
     if len(values) > 1:
-        raise ValueError(f"{name}: inputs must share one {attr}, got {sorted(map(str, values))}")
+        got = ", ".join(f"{arg} {getattr(t, attr)}" for arg, t in tensors.items())
+        raise ValueError(f"{name}: {', '.join(tensors)} must share one {attr}, got {got}")
 
 
 @functools.lru_cache(maxsize=None)

@@ -9,6 +9,15 @@ Keys whose mask entry is False get a score below every real one (not ``-inf``): 
 are all masked therefore gets the uniform average of all ``T`` value rows, as the eager form (which
 adds the dtype's most negative value) does, never NaN.
 
+Strides and dtypes: every tensor may have any strides. q, k, v, the rotary tables and the mask are read
+through their strides (the last dim is copied to unit stride when it is not); the norm weights are made
+contiguous. q, k and v must share one dtype (``ValueError`` naming them otherwise). Norm weights and
+rotary tables of another supported dtype are cast to q's dtype first: the kernel then computes what the
+eager form computes on tensors that all have q's dtype. (For fp32 q that is exactly the eager form on
+the given tensors, which promotes; for half-precision q the eager form rejects fp32 tables or weights at
+its value matmul, and ``pe_av.ops.attention.rope_attention("triton", ...)`` applies the same cast before
+autograd, so its eager backward sees the tensors the forward used.)
+
 The kernel never materializes the ``T x T`` score matrix. It is forward-only: ``pe_av.ops.attention``
 gives it a backward (recomputing the eager form under autograd) until a flash backward kernel exists.
 """
@@ -23,7 +32,7 @@ import triton
 import triton.language as tl
 from torch.library import triton_op, wrap_triton
 
-from ._common import check_launchable, check_same, launch_problem
+from ._common import INTERPRET, check_launchable, check_same, launch_problem
 
 MAX_HEAD_DIM = 256
 _MASKED_SCORE = tl.constexpr(-1.0e30)  # score (log2 units) of a padded key: finite, so all-masked rows stay finite
@@ -75,7 +84,7 @@ def _rope_attention_fwd_kernel(
     stride_cos, stride_sin, stride_mb,
     seq_len, num_heads, groups, num_m_blocks, eps, qk_scale,
     HEAD_DIM: tl.constexpr, D_PAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    HALF_SPLIT: tl.constexpr, HAS_MASK: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    HALF_SPLIT: tl.constexpr, HAS_MASK: tl.constexpr, DOT_PRECISION: tl.constexpr, UPCAST_DOT: tl.constexpr,
 ):
     # one flat grid (no 65535 limit on batch*heads); neighbouring programs share a head's keys
     pid = tl.program_id(0)
@@ -118,7 +127,10 @@ def _rope_attention_fwd_kernel(
             k_base, stride_kt, offs_n, n_valid, offs_d, d_valid,
             partner, freq, sign, KW, COS, SIN, stride_cos, stride_sin, eps, HEAD_DIM, dtype,
         )
-        scores = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale
+        if UPCAST_DOT:  # bf16 operands upcast exactly: same products, fp32 accumulation, as on a GPU
+            scores = tl.dot(q.to(tl.float32), tl.trans(k.to(tl.float32)), input_precision="ieee") * qk_scale
+        else:
+            scores = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale
         if HAS_MASK:
             keep = tl.load(MASK + batch * stride_mb + offs_n, mask=n_valid, other=0) != 0
             scores = tl.where(keep[None, :], scores, _MASKED_SCORE)
@@ -132,7 +144,11 @@ def _rope_attention_fwd_kernel(
             v_base + offs_n[:, None] * stride_vt + offs_d[None, :],
             mask=n_valid[:, None] & d_valid[None, :], other=0.0,
         )
-        acc = acc * alpha[:, None] + tl.dot(p.to(dtype), v, input_precision=DOT_PRECISION)
+        if UPCAST_DOT:
+            pv = tl.dot(p.to(dtype).to(tl.float32), v.to(tl.float32), input_precision="ieee")
+        else:
+            pv = tl.dot(p.to(dtype), v, input_precision=DOT_PRECISION)
+        acc = acc * alpha[:, None] + pv
         m_i = m_new
 
     out = acc / l_i[:, None]
@@ -194,6 +210,8 @@ def _rope_attention_fwd(
         HEAD_DIM=head_dim, D_PAD=d_pad, BLOCK_M=block_m, BLOCK_N=block_n,
         HALF_SPLIT=half_split, HAS_MASK=has_mask,
         DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+        # triton's CPU interpreter multiplies bf16 dot operands as raw bits (garbage): upcast them there
+        UPCAST_DOT=INTERPRET and q.dtype == torch.bfloat16,
         num_warps=warps, num_stages=2,
     )
     return out
@@ -225,8 +243,8 @@ def _check(q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask) ->
             raise ValueError(
                 f"rope_attention: {name} must be (>= {seq}, {head_dim // 2}), got {tuple(table.shape)}"
             )
-    check_same("rope_attention", "dtype", q, k, v)
-    devices = list(tensors.values())
+    check_same("rope_attention", "dtype", q=q, k=k, v=v)
+    devices = dict(tensors)
     if key_padding_mask is not None:
         if not isinstance(key_padding_mask, torch.Tensor):
             raise TypeError(
@@ -238,8 +256,8 @@ def _check(q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask) ->
             raise ValueError(f"rope_attention: key_padding_mask must be ({batch}, {seq}), got {shape}")
         if key_padding_mask.is_floating_point() or key_padding_mask.is_complex():
             raise TypeError("rope_attention: key_padding_mask must be bool or integer (True/1 = keep)")
-        devices.append(key_padding_mask)
-    check_same("rope_attention", "device", *devices)
+        devices["key_padding_mask"] = key_padding_mask
+    check_same("rope_attention", "device", **devices)
     check_launchable(*tensors.values())
 
 
@@ -270,10 +288,13 @@ def rope_attention(
             dim is copied to unit stride if needed). float32/float16/bfloat16 on CUDA, or CPU under
             ``TRITON_INTERPRET=1``.
         k, v: ``(B, T, Hkv, D)`` with ``H % Hkv == 0``; query head ``h`` uses kv head ``h // (H // Hkv)``.
-        q_norm_weight, k_norm_weight: ``(D,)`` RMSNorm weights applied per head before the rotation.
-        cos, sin: ``(>= T, D // 2)`` rotary tables; row ``t`` rotates position ``t``.
-        key_padding_mask: ``(B, T)`` bool/int, True/nonzero = attend to this key; ``None`` = all keys.
-            A query whose keys are all masked gets the mean of all ``T`` value rows (as the eager form).
+        q_norm_weight, k_norm_weight: ``(D,)`` RMSNorm weights applied per head before the rotation; any
+            stride; cast to q's dtype.
+        cos, sin: ``(>= T, D // 2)`` rotary tables; row ``t`` rotates position ``t``; any strides; cast
+            to q's dtype.
+        key_padding_mask: ``(B, T)`` bool/int, True/nonzero = attend to this key; ``None`` = all keys;
+            any strides. A query whose keys are all masked gets the mean of all ``T`` value rows (as the
+            eager form).
         eps: RMSNorm epsilon. scale: score scale, default ``D ** -0.5``.
         half_split: rotate pairs ``(x_i, x_{i + D/2})`` instead of interleaved ``(x_{2i}, x_{2i+1})``.
         block_m, block_n: tile sizes (powers of two >= 16); 0 picks them. For tests.
@@ -297,7 +318,10 @@ def rope_attention(
     if key_padding_mask is not None:
         mask = _unit_last_stride(key_padding_mask if key_padding_mask.dtype == torch.bool else key_padding_mask != 0)
         mask = mask.view(torch.uint8)
-    q, k, v, cos, sin = (_unit_last_stride(t) for t in (q, k, v, cos, sin))
+    q, k, v = (_unit_last_stride(t) for t in (q, k, v))
+    cos, sin = (_unit_last_stride(t.to(q.dtype)) for t in (cos, sin))  # rows keep their stride
+    # the kernel reads the norm weights at unit stride
+    q_norm_weight, k_norm_weight = (t.to(q.dtype).contiguous() for t in (q_norm_weight, k_norm_weight))
     for name, value in (("eps", eps), ("scale", scale)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise TypeError(f"rope_attention: {name} must be a number, got {type(value).__name__}")

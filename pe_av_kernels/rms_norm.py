@@ -4,6 +4,13 @@ Numerics follow the eager form (``pe_av.ops.rms_norm.rms_norm_eager``): statisti
 normalized row cast to the input dtype, then multiplied by the weight in the promoted dtype of weight
 and input. With ``residual`` the kernel first forms ``x + residual`` in the input dtype, normalizes that,
 and returns the sum too (the next residual stream), saving a separate read and write of the row.
+
+Strides and dtypes: ``x``, ``residual`` and the gradients may have any strides (rows are read through a
+view when one exists, else copied once); the weight is read at unit stride, so a strided weight is made
+contiguous first. The weight may have another supported float dtype than ``x`` (the output then has the
+promoted dtype, as in the eager form); ``residual`` must have ``x``'s dtype (the eager form would promote
+the sum, which the kernel's in-place residual stream cannot), else ``ValueError`` naming it; :func:`problem`
+reports that too, so ``pe_av.ops.rms_norm`` runs the eager form there.
 """
 
 from __future__ import annotations
@@ -259,16 +266,16 @@ def _check(x: torch.Tensor, weight: torch.Tensor, residual: torch.Tensor | None,
         raise ValueError(f"rms_norm: weight must have shape ({x.shape[-1]},), got {tuple(weight.shape)}")
     if x.shape[-1] == 0:
         raise ValueError("rms_norm: the normalized dimension is empty")
-    tensors = [x, weight]
+    tensors = dict(x=x, weight=weight)
     if residual is not None:
         if not isinstance(residual, torch.Tensor):
             raise TypeError(f"rms_norm: residual must be a tensor or None, got {type(residual).__name__}")
         if residual.shape != x.shape:
             raise ValueError(f"rms_norm: residual shape {tuple(residual.shape)} != x shape {tuple(x.shape)}")
-        check_same("rms_norm", "dtype", x, residual)
-        tensors.append(residual)
-    check_same("rms_norm", "device", *tensors)
-    check_launchable(*tensors)
+        check_same("rms_norm", "dtype", x=x, residual=residual)
+        tensors["residual"] = residual
+    check_same("rms_norm", "device", **tensors)
+    check_launchable(*tensors.values())
     if isinstance(eps, bool) or not isinstance(eps, (int, float)):
         raise TypeError(f"rms_norm: eps must be a number, got {type(eps).__name__}")
     if not 0 <= eps < float("inf"):
@@ -280,6 +287,7 @@ class RMSNormFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, residual, eps, max_block):
+        weight = weight.contiguous()  # the kernels read the weight at unit stride
         rows = _as_rows(x)
         res_rows = None if residual is None else _as_rows(residual)
         y, total, rstd = torch.ops.pe_av_kernels.rms_norm_fwd(rows, weight, res_rows, float(eps), max_block)
@@ -319,10 +327,11 @@ def rms_norm(
     Args:
         x: ``(..., C)`` float32/float16/bfloat16 on CUDA (or CPU under ``TRITON_INTERPRET=1``); any
             strides (rows are read through a view when one exists, else copied once).
-        weight: ``(C,)``; the output dtype is ``torch.promote_types(x.dtype, weight.dtype)``.
+        weight: ``(C,)``, any stride (copied to unit stride when needed) and any supported float dtype;
+            the output dtype is ``torch.promote_types(x.dtype, weight.dtype)``.
         eps: added to the mean square.
-        residual: optional tensor like ``x``; then ``s = x + residual`` is normalized and the result
-            is ``(rms_norm(s), s)``.
+        residual: optional tensor of ``x``'s shape and dtype, any strides; then ``s = x + residual`` is
+            normalized and the result is ``(rms_norm(s), s)``.
         max_block: most columns held in registers at once (longer rows run in chunks); for tests.
     """
     _check(x, weight, residual, eps)
@@ -331,4 +340,6 @@ def rms_norm(
 
 def problem(x, weight, eps=1e-6, residual=None, **_options) -> str | None:
     """Why :func:`rms_norm` cannot run on these tensors in this process, or ``None``."""
+    if isinstance(x, torch.Tensor) and isinstance(residual, torch.Tensor) and residual.dtype != x.dtype:
+        return f"residual ({residual.dtype}) and x ({x.dtype}) differ in dtype; the kernel needs one"
     return launch_problem(*(t for t in (x, weight, residual) if isinstance(t, torch.Tensor)))

@@ -2,6 +2,10 @@
 
 Numerics follow the eager form (``pe_av.ops.swiglu.swiglu_eager``): ``silu`` evaluated in fp32 and rounded to the input dtype
 before the product, as PyTorch's ``F.silu(gate) * up`` does for half-precision tensors.
+
+Strides and dtypes: ``gate``, ``up`` and the output gradient may have any strides (rows are read through a
+view when one exists, else copied once). ``gate`` and ``up`` must share one dtype (``ValueError`` naming
+both otherwise; :func:`problem` reports it too, so ``pe_av.ops.swiglu`` runs the eager form, which promotes).
 """
 
 from __future__ import annotations
@@ -132,8 +136,8 @@ def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"swiglu: gate shape {tuple(gate.shape)} != up shape {tuple(up.shape)}")
     if gate.dim() < 1:
         raise ValueError("swiglu: inputs must have at least one dimension")
-    check_same("swiglu", "dtype", gate, up)
-    check_same("swiglu", "device", gate, up)
+    check_same("swiglu", "dtype", gate=gate, up=up)
+    check_same("swiglu", "device", gate=gate, up=up)
     check_launchable(gate, up)
     if gate.numel() == 0:  # nothing to launch; also avoids reshaping zero-width rows
         return torch.empty_like(gate, memory_format=torch.contiguous_format)
@@ -142,4 +146,6 @@ def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
 
 def problem(gate, up, **_options) -> str | None:
     """Why :func:`swiglu` cannot run on these tensors in this process, or ``None``."""
+    if isinstance(gate, torch.Tensor) and isinstance(up, torch.Tensor) and gate.dtype != up.dtype:
+        return f"gate ({gate.dtype}) and up ({up.dtype}) differ in dtype; the kernel needs one"
     return launch_problem(gate, up)

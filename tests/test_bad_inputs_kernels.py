@@ -1,5 +1,6 @@
 """The public kernel entries (``pe_av_kernels.rms_norm``, ``swiglu``, ``rope_attention``) check their inputs
 before launching: wrong types, ranks, shapes, dtypes and device mixes get a clear error naming the input.
+(Strides and the dtype mixes the kernels accept are tested in tests/test_kernels_strides.py.)
 
 Values are not checked: like torch ops, the kernels propagate NaN/Inf (to the rows that hold them), and
 a query whose keys are all masked averages every value row; both are tested as documented behaviour.
@@ -50,12 +51,12 @@ RMS_NORM_CASES = [
     ("weight_rank2", lambda a: a.update(weight=torch.ones(1, D)), ValueError, r"weight must have shape \(8,\)"),
     ("empty_columns", lambda a: a.update(x=torch.randn(3, 0), weight=torch.ones(0)), ValueError, "normalized dimension is empty"),
     ("residual_shape", lambda a: a.update(residual=a["x"][:, :1]), ValueError, "residual shape"),
-    ("residual_dtype", lambda a: a.update(residual=a["x"].half()), ValueError, "share one dtype"),
+    ("residual_dtype", lambda a: a.update(residual=a["x"].half()), ValueError, "x, residual must share one dtype, got x torch.float32, residual torch.float16"),
     ("int32", lambda a: a.update(x=a["x"].int(), weight=a["weight"].int()), ValueError, "dtype torch.int32 is not supported"),
     ("float64", lambda a: a.update(x=a["x"].double(), weight=a["weight"].double()), ValueError, "dtype torch.float64 is not supported"),
-    ("x_on_meta", lambda a: a.update(x=on_meta(a["x"])), ValueError, "share one device"),
+    ("x_on_meta", lambda a: a.update(x=on_meta(a["x"])), ValueError, "x, weight must share one device, got x meta, weight"),
     ("all_on_meta", lambda a: a.update(x=on_meta(a["x"]), weight=on_meta(a["weight"])), ValueError, "tensors on meta are not supported"),
-    ("residual_on_meta", lambda a: a.update(residual=on_meta(a["x"])), ValueError, "share one device"),
+    ("residual_on_meta", lambda a: a.update(residual=on_meta(a["x"])), ValueError, "x, weight, residual must share one device"),
     ("eps_str", lambda a: a.update(eps="1e-6"), TypeError, "eps must be a number"),
     ("eps_negative", lambda a: a.update(eps=-1e-6), ValueError, "eps must be finite and >= 0"),
     ("eps_nan", lambda a: a.update(eps=float("nan")), ValueError, "eps must be finite and >= 0"),
@@ -67,10 +68,10 @@ SWIGLU_CASES = [
     ("up_numpy", lambda a: a.update(up=a["up"].cpu().numpy()), TypeError, "gate and up must be tensors"),
     ("shape", lambda a: a.update(up=a["up"][:, :4]), ValueError, r"gate shape \(2, 5, 8\) != up shape \(2, 4, 8\)"),
     ("scalars", lambda a: a.update(gate=torch.tensor(1.0), up=torch.tensor(1.0)), ValueError, "at least one dimension"),
-    ("dtype_mix", lambda a: a.update(up=a["up"].half()), ValueError, "share one dtype"),
+    ("dtype_mix", lambda a: a.update(up=a["up"].half()), ValueError, "gate, up must share one dtype, got gate torch.float32, up torch.float16"),
     ("int32", lambda a: a.update(gate=a["gate"].int(), up=a["up"].int()), ValueError, "dtype torch.int32 is not supported"),
     ("float64", lambda a: a.update(gate=a["gate"].double(), up=a["up"].double()), ValueError, "float64 is not supported"),
-    ("one_on_meta", lambda a: a.update(gate=on_meta(a["gate"])), ValueError, "share one device"),
+    ("one_on_meta", lambda a: a.update(gate=on_meta(a["gate"])), ValueError, "gate, up must share one device, got gate meta"),
     ("both_on_meta", lambda a: a.update(gate=on_meta(a["gate"]), up=on_meta(a["up"])), ValueError, "tensors on meta are not supported"),
 ]
 
@@ -93,15 +94,15 @@ ATTENTION_CASES = [
     ("cos_short", lambda a: a.update(cos=a["cos"][:3], sin=a["sin"][:3]), ValueError, r"cos must be \(>= 5, 4\)"),
     ("cos_rank3", lambda a: a.update(cos=a["cos"][None]), ValueError, r"cos must be \(>= 5, 4\)"),
     ("sin_width", lambda a: a.update(sin=a["sin"][:, :2]), ValueError, r"sin must be \(>= 5, 4\)"),
-    ("kv_dtype", lambda a: a.update(k=a["k"].half(), v=a["v"].half()), ValueError, "share one dtype"),
+    ("kv_dtype", lambda a: a.update(k=a["k"].half(), v=a["v"].half()), ValueError, "q, k, v must share one dtype, got q torch.float32, k torch.float16"),
     ("int32", lambda a: a.update(q=a["q"].int(), k=a["k"].int(), v=a["v"].int()), ValueError, "int32 is not supported"),
     ("float64_tables", lambda a: a.update(cos=a["cos"].double(), sin=a["sin"].double()), ValueError, "float64 is not supported"),
-    ("q_on_meta", lambda a: a.update(q=on_meta(a["q"])), ValueError, "share one device"),
+    ("q_on_meta", lambda a: a.update(q=on_meta(a["q"])), ValueError, "q, k, v, .* must share one device, got q meta"),
     ("all_on_meta", lambda a: a.update({k: on_meta(v) for k, v in a.items()}), ValueError, "tensors on meta are not supported"),
     ("mask_list", lambda a: a.update(key_padding_mask=[[True] * T] * B), TypeError, r"key_padding_mask must be a \(2, 5\) tensor"),
     ("mask_shape", lambda a: a.update(key_padding_mask=torch.ones(B, T - 1, dtype=torch.bool)), ValueError, r"key_padding_mask must be \(2, 5\)"),
     ("mask_float", lambda a: a.update(key_padding_mask=torch.ones(B, T)), TypeError, "key_padding_mask must be bool or integer"),
-    ("mask_on_meta", lambda a: a.update(key_padding_mask=torch.ones(B, T, dtype=torch.bool, device="meta")), ValueError, "share one device"),
+    ("mask_on_meta", lambda a: a.update(key_padding_mask=torch.ones(B, T, dtype=torch.bool, device="meta")), ValueError, "key_padding_mask must share one device, got .* key_padding_mask meta"),
     ("eps_negative", lambda a: a.update(eps=-1.0), ValueError, "eps must be finite and >= 0"),
     ("eps_str", lambda a: a.update(eps="small"), TypeError, "eps must be a number"),
     ("scale_nan", lambda a: a.update(scale=float("nan")), ValueError, "scale must be finite"),

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import ClassVar
 
 import torch
 import torch.nn as nn
 
 from ..config import ConfigBase
-from ..dispatch import BackendModule, resolve_backend
+from ..dispatch import BackendModule, backend_modules, backend_override, resolve_backend, set_default_backend
 from ..loading import load_weights, read_state_dict, resolve_device, resolve_dtype, resolve_model_dir, save_state_dict
 from ..ops import RMSNorm, Snake1d
 
@@ -35,19 +37,39 @@ class PePreTrainedModel(nn.Module):
 
     @property
     def attn_impl(self) -> str:
-        """The backend the model's ops run on (``"eager"``, ``"sdpa"`` or ``"triton"``)."""
+        """The backend the model's ops run on in this thread (``"eager"``, ``"sdpa"`` or ``"triton"``)."""
         for module in self.modules():
             if isinstance(module, BackendModule):
                 return module.backend
         return "sdpa"
 
     def set_attn_impl(self, attn_impl: str | None) -> PePreTrainedModel:
-        """Switch every op of the model to ``attn_impl``; ``None`` picks the device's default."""
-        backend = resolve_backend(attn_impl, self._device())
-        for module in self.modules():
-            if isinstance(module, BackendModule):
-                module.set_backend(backend)
+        """Switch every op of the model to ``attn_impl`` for all threads; ``None`` picks the device's default.
+
+        This changes the model's default and is meant for setting a model up: call it while no other
+        thread runs the model (a call in flight would switch backends between two of its ops). It
+        raises ``RuntimeError`` while any thread is inside :meth:`using_attn_impl` on this model. Threads
+        sharing a model should each choose their backend with :meth:`using_attn_impl` instead.
+        """
+        set_default_backend(backend_modules(self), resolve_backend(attn_impl, self._device()))
         return self
+
+    @contextlib.contextmanager
+    def using_attn_impl(self, attn_impl: str | None) -> Iterator[PePreTrainedModel]:
+        """Run the model on ``attn_impl`` in the current thread only, inside the ``with`` block.
+
+        Other threads keep theirs (their own ``using_attn_impl``, else the default of
+        :meth:`set_attn_impl`), so one model can serve threads that each want another backend::
+
+            with model.using_attn_impl("eager"):
+                out = model(**inputs)
+
+        Blocks nest (the innermost wins); ``None`` picks the device's default. A thread started inside
+        the block does not inherit it (see :func:`pe_av.dispatch.backend_override`).
+        """
+        backend = resolve_backend(attn_impl, self._device())
+        with backend_override(backend_modules(self), backend):
+            yield self
 
     def _device(self) -> torch.device:
         return next(self.parameters()).device

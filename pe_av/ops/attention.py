@@ -129,6 +129,11 @@ class _KernelForwardEagerBackward(torch.autograd.Function):
 
 
 def _run_rope_attention_kernel(kernel, q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask=None, **options):
+    # the kernel casts norm weights and rotary tables to q's dtype; cast them here, under autograd, so that
+    # the eager recompute of the backward sees what the forward used (gradients flow back through the cast)
+    q_norm_weight, k_norm_weight, cos, sin = (
+        t.to(q.dtype) if t.is_floating_point() else t for t in (q_norm_weight, k_norm_weight, cos, sin)
+    )
     tensors = (q, k, v, q_norm_weight, k_norm_weight, cos, sin)
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return _KernelForwardEagerBackward.apply(kernel, options, *tensors, key_padding_mask)

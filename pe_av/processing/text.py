@@ -7,6 +7,14 @@ file's post-processor, longest-first truncation counting them, right padding wit
 
 ``tokenizers`` is imported when a ``PeTokenizer`` is built or loaded, not with ``pe_av``; without it
 those raise ``ImportError`` (``pip install tokenizers``).
+
+Threads: a ``tokenizers.Tokenizer`` holds its truncation and padding settings as mutable state, which
+each call sets for itself. Calls therefore configure, encode and reset under one process-wide lock
+(:data:`_BACKEND_LOCK`, shared by every ``PeTokenizer`` so that two of them wrapping the same backend are
+covered too): any number of threads may call a ``PeTokenizer`` at once, each with its own
+``max_length`` and ``padding``. The batch itself is still encoded in parallel by ``tokenizers``.
+Code that uses the backend's truncation or padding directly (``PeTokenizer.tokenizer``) from another
+thread is outside this lock.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +39,8 @@ TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 #: PE-AV's text limit (SPEC: ModernBERT text truncated at 512 tokens)
 DEFAULT_MAX_LENGTH = 512
 _PADDING = (True, "longest", "max_length", False, "do_not_pad")
+#: held while a call sets a backend tokenizer's truncation/padding, encodes, and resets them
+_BACKEND_LOCK = threading.Lock()
 
 
 def _tokenizer_class() -> type[Tokenizer]:
@@ -84,8 +95,9 @@ class PeTokenizer:
         self.padding_side = padding_side
         self.truncation_side = truncation_side
         self.extra = dict(extra or {})
-        self.tokenizer.no_truncation()  # settings stored in tokenizer.json must not leak into calls
-        self.tokenizer.no_padding()
+        with _BACKEND_LOCK:  # settings stored in tokenizer.json must not leak into calls
+            self.tokenizer.no_truncation()
+            self.tokenizer.no_padding()
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike) -> PeTokenizer:
@@ -162,8 +174,7 @@ class PeTokenizer:
             max_length = self.max_length
         elif isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
             raise ValueError(f"max_length must be a positive int, got {max_length!r}")
-        if truncation:
-            self.tokenizer.enable_truncation(max_length, direction=self.truncation_side)
+        pad_id = None
         if padding in (True, "longest", "max_length"):
             pad_id = self.pad_token_id
             if pad_id is None:
@@ -171,17 +182,21 @@ class PeTokenizer:
                     f"cannot pad: the tokenizer has no pad token in its vocabulary (pad_token={self.pad_token!r}); "
                     "set pad_token in tokenizer_config.json or call with padding=False"
                 )
-            self.tokenizer.enable_padding(
-                direction=self.padding_side,
-                pad_id=pad_id,
-                pad_token=self.pad_token,
-                length=max_length if padding == "max_length" else None,
-            )
-        try:
-            encodings = self.tokenizer.encode_batch(texts, add_special_tokens=True)
-        finally:
-            self.tokenizer.no_truncation()
-            self.tokenizer.no_padding()
+        with _BACKEND_LOCK:  # the backend's truncation/padding are shared state: set, encode, reset as one
+            try:
+                if truncation:
+                    self.tokenizer.enable_truncation(max_length, direction=self.truncation_side)
+                if pad_id is not None:
+                    self.tokenizer.enable_padding(
+                        direction=self.padding_side,
+                        pad_id=pad_id,
+                        pad_token=self.pad_token,
+                        length=max_length if padding == "max_length" else None,
+                    )
+                encodings = self.tokenizer.encode_batch(texts, add_special_tokens=True)
+            finally:
+                self.tokenizer.no_truncation()
+                self.tokenizer.no_padding()
         lengths = {len(encoding.ids) for encoding in encodings}
         if len(lengths) > 1:
             raise ValueError(
