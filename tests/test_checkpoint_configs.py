@@ -14,18 +14,17 @@ from checkpoint_files import copy
 
 
 def test_config_weights_mismatch(saved, tmp_path):
-    def more_layers(config):
-        config["num_hidden_layers"] = 2
-
-    bad = copy(saved[PeAudioEncoder], tmp_path / "layers", edit_config=more_layers)
-    with pytest.raises(CheckpointError, match=r"missing keys: layers\.1\."):
+    """Layer counts and widths are compared with the safetensors header before the model is built."""
+    bad = copy(saved[PeAudioEncoder], tmp_path / "layers", edit_config=lambda c: c.update(num_hidden_layers=2))
+    with pytest.raises(CheckpointError, match=r"^config\.json: num_hidden_layers = 2 but the checkpoint has 1 layer \(layers\.0\.\*\)$"):
         PeAudioEncoder.from_pretrained(bad)
-
-    def wider(config):
-        config["intermediate_size"] = 31
-
-    bad = copy(saved[PeAudioEncoder], tmp_path / "wider", edit_config=wider)
-    with pytest.raises(CheckpointError, match=r"shape mismatch for 'layers\.0\.mlp\.gate_proj\.weight'.*has \(30, 24\).*expects \(31, 24\)"):
+    bad = copy(saved[PeAudioEncoder], tmp_path / "fewer", edit_config=lambda c: c.update(num_hidden_layers=0))
+    with pytest.raises(CheckpointError, match=r"num_hidden_layers = 0 but the checkpoint has 1 layer"):
+        PeAudioEncoder.from_pretrained(bad)
+    bad = copy(saved[PeAudioEncoder], tmp_path / "wider", edit_config=lambda c: c.update(intermediate_size=31))
+    with pytest.raises(CheckpointError, match=r"config\.json: intermediate_size = 31 does not match the checkpoint \(shape "
+                                              r"mismatch for 'layers\.0\.mlp\.gate_proj\.weight': checkpoint has \(30, 24\), "
+                                              r"the config gives \(31, 24\)\)"):
         PeAudioEncoder.from_pretrained(bad)
 
 

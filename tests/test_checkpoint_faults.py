@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import shutil
 
 import pytest
@@ -317,3 +318,54 @@ def test_bad_paths(path, error, regex):
 def test_a_file_instead_of_a_directory(saved):
     with pytest.raises(NotADirectoryError, match="from_pretrained expects a directory"):
         PeAudioEncoder.from_pretrained(saved[PeAudioEncoder] / "config.json")
+
+
+# --------------------------------------------------------------------------------------------------
+# non-finite weights
+
+
+def first_float_key(directory) -> str:
+    state = load_file(os.path.join(directory, SAFE_WEIGHTS_NAME))
+    return sorted(k for k, t in state.items() if t.is_floating_point() and t.numel() > 1)[0]
+
+
+@pytest.mark.parametrize("cls", MODEL_CLASSES, ids=lambda c: c.__name__)
+def test_nan_weights_are_refused_unless_asked(saved, cls, tmp_path):
+    key = first_float_key(saved[cls])
+
+    def poison(state):
+        state[key] = state[key].clone()
+        state[key].view(-1)[1] = float("nan")
+
+    bad = copy(saved[cls], tmp_path / "bad", edit_state=poison)
+    with pytest.raises(CheckpointError, match=rf"non-finite weights \(NaN or Inf\) in 1 tensor\(s\): {re.escape(key)}; "
+                                              r"pass check_weights=False"):
+        cls.from_pretrained(bad)
+    model = cls.from_pretrained(bad, check_weights=False)
+    assert torch.isnan(model.state_dict()[key]).sum() == 1
+
+
+def test_all_nan_and_inf_weights(saved, tmp_path):
+    def poison(state):
+        for i, key in enumerate(sorted(state)):
+            state[key] = torch.full_like(state[key], float("nan") if i % 2 else float("-inf"))
+
+    bad = copy(saved[PeAudioEncoder], tmp_path / "bad", edit_state=poison)
+    count = len(load_file(os.path.join(bad, SAFE_WEIGHTS_NAME)))
+    with pytest.raises(CheckpointError, match=rf"in {count} tensor\(s\): (\S+, ){{5}}\.\.\. \({count - 5} more\)"):
+        PeAudioEncoder.from_pretrained(bad)
+
+
+def test_a_cast_that_overflows_is_named(saved, tmp_path):
+    def large(state):
+        state["norm.weight"] = torch.full_like(state["norm.weight"], 1e6)
+
+    bad = copy(saved[PeAudioEncoder], tmp_path / "bad", edit_state=large)
+    assert torch.equal(PeAudioEncoder.from_pretrained(bad).norm.weight, torch.full((24,), 1e6))
+    with pytest.raises(CheckpointError, match=r"norm\.weight \(finite as stored: casting norm\.weight to torch\.float16 overflows\)"):
+        PeAudioEncoder.from_pretrained(bad, dtype=torch.float16)
+
+
+def test_check_weights_must_be_a_bool(saved):
+    with pytest.raises(TypeError, match="check_weights must be True or False"):
+        PeAudioEncoder.from_pretrained(saved[PeAudioEncoder], check_weights="no")

@@ -82,10 +82,10 @@ def test_unexpected_key_is_named(reference, tmp_path):
     _, directory = reference
 
     def add(state):
-        state["layers.2.mlp.up_proj.weight"] = torch.zeros(3)
+        state["layers.1.mlp.extra_proj.weight"] = torch.zeros(3)
 
     bad = copy_checkpoint(directory, tmp_path / "bad", add)
-    with pytest.raises(CheckpointError, match=r"unexpected keys: layers\.2\.mlp\.up_proj\.weight"):
+    with pytest.raises(CheckpointError, match=r"unexpected keys: layers\.1\.mlp\.extra_proj\.weight"):
         PeAudioEncoder.from_pretrained(bad)
 
 
@@ -102,7 +102,8 @@ def test_config_weights_mismatch(reference, tmp_path):
     config = json.loads((bad / "config.json").read_text())
     config["num_hidden_layers"] = 3
     (bad / "config.json").write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match=r"missing keys: layers\.2\."):
+    with pytest.raises(CheckpointError, match=r"config\.json: num_hidden_layers = 3 but the checkpoint has 2 layers "
+                                              r"\(layers\.0\.\* to layers\.1\.\*\)"):
         PeAudioEncoder.from_pretrained(bad)
 
 

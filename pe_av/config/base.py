@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -16,11 +17,49 @@ from ..json_io import read_json_object
 
 _SUPPORTED_ROPE_TYPES = ("default",)
 
+#: Hard upper bounds on the numbers that size a model, checked when a config is built. They sit far above
+#: any real PE-AV, ModernBERT or ViT checkpoint and far below what overflows torch's size arithmetic or
+#: takes minutes to build; a config over them is a ``ValueError`` naming the field.
+MAX_WIDTH = 1 << 18  # any hidden / intermediate width, heads × head_dim, channels (262,144)
+MAX_LAYERS = 1 << 10  # layers (blocks) in one stack (1,024)
+MAX_VOCAB = 1 << 24  # token vocabulary, classifier outputs (16,777,216)
 
-def _require_positive_int(config_name: str, **values: Any) -> None:
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _require_positive_int(config_name: str, *, at_most: int | None = None, **values: Any) -> None:
+    """Each value an ``int`` >= 1 (and <= ``at_most`` when given); errors name ``config_name.field``."""
     for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        if not _is_int(value) or value <= 0:
             raise ValueError(f"{config_name}.{name} must be a positive integer, got {value!r}")
+        if at_most is not None and value > at_most:
+            raise ValueError(f"{config_name}.{name} must be at most {at_most:,} (pe_av's bound), got {value:,}")
+
+
+def _require_layer_count(config_name: str, name: str, value: Any) -> None:
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"{config_name}.{name} must be a non-negative integer, got {value!r}")
+    if value > MAX_LAYERS:
+        raise ValueError(f"{config_name}.{name} must be at most {MAX_LAYERS:,} (pe_av's bound), got {value:,}")
+
+
+def _require_number(config_name: str, name: str, value: Any, kind: str) -> None:
+    """``value`` a finite real number of ``kind``: ``"> 0"``, ``">= 0"`` or ``"in [0, 1)"`` (a probability).
+
+    NaN, infinities (JSON ``NaN``/``Infinity``) and booleans are refused: an eps of NaN or a dropout of
+    1 would not fail loudly, they would give NaN or all-zero outputs.
+    """
+    try:  # an int too large for a float (10**400) is not a usable number either
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
+    except OverflowError:
+        ok = False
+    if ok:
+        ok = {"> 0": value > 0, ">= 0": value >= 0, "in [0, 1)": 0 <= value < 1, "finite": True}[kind]
+    if not ok:
+        what = "a finite number" if kind == "finite" else f"a finite number {kind}"
+        raise ValueError(f"{config_name}.{name} must be {what}, got {value!r}")
 
 
 @dataclass

@@ -9,7 +9,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .base import _SUPPORTED_ROPE_TYPES, ConfigBase, _as_config, _require_positive_int
+from .base import (
+    _SUPPORTED_ROPE_TYPES,
+    MAX_LAYERS,
+    MAX_VOCAB,
+    MAX_WIDTH,
+    ConfigBase,
+    _as_config,
+    _is_int,
+    _require_layer_count,
+    _require_number,
+    _require_positive_int,
+)
+
+#: bounds of the DAC's strides and of the ViT's image side and MLP ratios (see MAX_WIDTH in .base)
+MAX_DAC_STRIDE = 1 << 10
+MAX_IMAGE_SIZE = 1 << 14
+MAX_MLP_RATIO = 64.0
 
 # --------------------------------------------------------------------------------------------------
 # Audio codec
@@ -31,11 +47,20 @@ class DacConfig(ConfigBase):
     codebook_dim: int = 128
 
     def __post_init__(self) -> None:
-        _require_positive_int("dac_config", encoder_hidden_size=self.encoder_hidden_size, codebook_dim=self.codebook_dim)
+        _require_positive_int(
+            "dac_config", at_most=MAX_WIDTH, encoder_hidden_size=self.encoder_hidden_size, codebook_dim=self.codebook_dim
+        )
         ratios = list(self.downsampling_ratios) if isinstance(self.downsampling_ratios, (list, tuple)) else None
-        if not ratios or any(isinstance(r, bool) or not isinstance(r, int) or r <= 0 for r in ratios):
+        if not ratios or any(not _is_int(r) or r <= 0 for r in ratios):
             raise ValueError(
                 f"dac_config.downsampling_ratios must be a non-empty list of positive integers, got {self.downsampling_ratios!r}"
+            )
+        if max(ratios) > MAX_DAC_STRIDE:
+            raise ValueError(f"dac_config.downsampling_ratios must be at most {MAX_DAC_STRIDE:,} each, got {ratios}")
+        if self.encoder_hidden_size * 2 ** len(ratios) > MAX_WIDTH:
+            raise ValueError(
+                f"dac_config: encoder_hidden_size ({self.encoder_hidden_size}) doubled at each of the {len(ratios)} "
+                f"downsampling_ratios is wider than {MAX_WIDTH:,} channels (pe_av's bound)"
             )
         self.downsampling_ratios = ratios
 
@@ -93,14 +118,19 @@ class PeTransformerConfig(ConfigBase):
             self.head_dim = self.hidden_size // self.num_attention_heads
         _require_positive_int(
             name,
+            at_most=MAX_WIDTH,
             hidden_size=self.hidden_size,
             intermediate_size=self.intermediate_size,
             num_attention_heads=self.num_attention_heads,
             num_key_value_heads=self.num_key_value_heads,
             head_dim=self.head_dim,
         )
-        if isinstance(self.num_hidden_layers, bool) or not isinstance(self.num_hidden_layers, int) or self.num_hidden_layers < 0:
-            raise ValueError(f"{name}.num_hidden_layers must be a non-negative integer, got {self.num_hidden_layers!r}")
+        _require_layer_count(name, "num_hidden_layers", self.num_hidden_layers)
+        if self.num_attention_heads * self.head_dim > MAX_WIDTH:
+            raise ValueError(
+                f"{name}: num_attention_heads × head_dim ({self.num_attention_heads} × {self.head_dim}) must be at "
+                f"most {MAX_WIDTH:,} (pe_av's bound)"
+            )
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError(
                 f"{name}: num_attention_heads ({self.num_attention_heads}) must be divisible by "
@@ -110,15 +140,15 @@ class PeTransformerConfig(ConfigBase):
             raise ValueError(f"{name}.head_dim must be even for rotary embeddings, got {self.head_dim}")
         if self.hidden_act not in ("silu", "swish"):
             raise ValueError(f"{name}.hidden_act must be 'silu' (SwiGLU MLP), got {self.hidden_act!r}")
-        if not (isinstance(self.rms_norm_eps, (int, float)) and self.rms_norm_eps > 0):
-            raise ValueError(f"{name}.rms_norm_eps must be a positive number, got {self.rms_norm_eps!r}")
+        _require_number(name, "rms_norm_eps", self.rms_norm_eps, "> 0")
+        _require_number(name, "initializer_range", self.initializer_range, ">= 0")
+        _require_number(name, "attention_dropout", self.attention_dropout, "in [0, 1)")
         rope = dict(self.rope_parameters or {})
         rope.setdefault("rope_type", "default")
         rope.setdefault("rope_theta", 20000)
         if rope["rope_type"] not in _SUPPORTED_ROPE_TYPES:
             raise ValueError(f"{name}.rope_parameters.rope_type {rope['rope_type']!r} is not supported; expected 'default'")
-        if not (isinstance(rope["rope_theta"], (int, float)) and rope["rope_theta"] > 0):
-            raise ValueError(f"{name}.rope_parameters.rope_theta must be a positive number, got {rope['rope_theta']!r}")
+        _require_number(name, "rope_parameters.rope_theta", rope["rope_theta"], "> 0")
         self.rope_parameters = rope
 
     @property
@@ -172,8 +202,37 @@ class TimmVisionConfig(ConfigBase):
             raise ValueError(f"vision_config.architecture must be a timm model name, got {self.architecture!r}")
         if self.model_args is not None and not isinstance(self.model_args, Mapping):
             raise ValueError(f"vision_config.model_args must be a dict or null, got {type(self.model_args).__name__}")
-        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 0:
+        if not _is_int(self.num_classes) or self.num_classes < 0:
             raise ValueError(f"vision_config.num_classes must be a non-negative integer, got {self.num_classes!r}")
+        if self.num_classes > MAX_VOCAB:
+            raise ValueError(f"vision_config.num_classes must be at most {MAX_VOCAB:,} (pe_av's bound), got {self.num_classes:,}")
+        labels = self.extra.get("num_labels")
+        if _is_int(labels) and labels > MAX_VOCAB:
+            raise ValueError(f"vision_config.num_labels must be at most {MAX_VOCAB:,} (pe_av's bound), got {labels:,}")
+        _require_number("vision_config", "initializer_range", self.initializer_range, ">= 0")
+        _check_vit_args(self.model_args or {})
+
+
+# model_args that size the ViT, and its floats that must be finite, with their bounds. Only the bounds are
+# checked here; the argument set and the remaining rules are the ViT's own (pe_av.models.vision_spec).
+_VIT_SIZES = {"embed_dim": MAX_WIDTH, "num_heads": MAX_WIDTH, "attn_pool_num_heads": MAX_WIDTH, "in_chans": MAX_WIDTH,
+              "depth": MAX_LAYERS, "img_size": MAX_IMAGE_SIZE, "patch_size": MAX_IMAGE_SIZE, "ref_feat_shape": MAX_IMAGE_SIZE}
+_VIT_FLOATS = {"mlp_ratio": "> 0", "attn_pool_mlp_ratio": "> 0", "rope_temperature": "> 0",
+               "rope_grid_offset": "finite", "init_values": "finite"}
+
+
+def _check_vit_args(args: Mapping[str, Any]) -> None:
+    for key, limit in _VIT_SIZES.items():
+        values = args.get(key)
+        values = values if isinstance(values, (list, tuple)) else [values]
+        if any(_is_int(v) and v > limit for v in values):
+            raise ValueError(f"vision_config.model_args.{key} must be at most {limit:,} (pe_av's bound), got {args[key]!r}")
+    for key, kind in _VIT_FLOATS.items():
+        if args.get(key) is not None:
+            _require_number("vision_config.model_args", key, args[key], kind)
+    for key in ("mlp_ratio", "attn_pool_mlp_ratio"):
+        if args.get(key) is not None and args[key] > MAX_MLP_RATIO:
+            raise ValueError(f"vision_config.model_args.{key} must be at most {MAX_MLP_RATIO} (pe_av's bound), got {args[key]!r}")
 
 
 @dataclass

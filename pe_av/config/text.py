@@ -7,7 +7,15 @@ import copy
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .base import _SUPPORTED_ROPE_TYPES, ConfigBase, _require_positive_int
+from .base import (
+    _SUPPORTED_ROPE_TYPES,
+    MAX_VOCAB,
+    MAX_WIDTH,
+    ConfigBase,
+    _require_layer_count,
+    _require_number,
+    _require_positive_int,
+)
 
 # --------------------------------------------------------------------------------------------------
 # Text
@@ -60,15 +68,22 @@ class ModernBertConfig(ConfigBase):
         return kwargs
 
     def __post_init__(self) -> None:
+        _require_positive_int("text_config", at_most=MAX_VOCAB, vocab_size=self.vocab_size)
         _require_positive_int(
             "text_config",
-            vocab_size=self.vocab_size,
+            at_most=MAX_WIDTH,
             hidden_size=self.hidden_size,
             intermediate_size=self.intermediate_size,
-            num_hidden_layers=self.num_hidden_layers,
             num_attention_heads=self.num_attention_heads,
-            local_attention=self.local_attention,
         )
+        _require_positive_int("text_config", num_hidden_layers=self.num_hidden_layers, local_attention=self.local_attention)
+        _require_layer_count("text_config", "num_hidden_layers", self.num_hidden_layers)
+        _require_number("text_config", "norm_eps", self.norm_eps, "> 0")
+        _require_number("text_config", "initializer_range", self.initializer_range, ">= 0")
+        if self.initializer_cutoff_factor is not None:  # None: the model's default cutoff
+            _require_number("text_config", "initializer_cutoff_factor", self.initializer_cutoff_factor, ">= 0")
+        for name in ("attention_dropout", "embedding_dropout", "mlp_dropout"):
+            _require_number("text_config", name, getattr(self, name), "in [0, 1)")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"text_config.hidden_size ({self.hidden_size}) must be divisible by "
@@ -93,6 +108,7 @@ class ModernBertConfig(ConfigBase):
             params.setdefault("rope_theta", theta)
             if params["rope_type"] not in _SUPPORTED_ROPE_TYPES:
                 raise ValueError(f"text_config.rope_parameters[{kind!r}].rope_type {params['rope_type']!r} is not supported")
+            _require_number("text_config", f"rope_parameters[{kind!r}].rope_theta", params["rope_theta"], "> 0")
             rope[kind] = params
         self.rope_parameters = rope
         if self.text_embedding_layer is not None:

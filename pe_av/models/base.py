@@ -13,6 +13,7 @@ import torch.nn as nn
 from ..config import ConfigBase
 from ..dispatch import BackendModule, backend_modules, backend_override, resolve_backend, set_default_backend
 from ..loading import load_weights, read_state_dict, resolve_device, resolve_dtype, resolve_model_dir, save_state_dict
+from ..loading import check_config_header, match_keys, read_header
 from ..ops import RMSNorm, Snake1d
 
 
@@ -126,8 +127,15 @@ class PePreTrainedModel(nn.Module):
         dtype: torch.dtype | str | None = None,
         device: torch.device | str | None = None,
         config: ConfigBase | None = None,
+        check_weights: bool = True,
     ) -> PePreTrainedModel:
         """Load a checkpoint saved by transformers (or by :meth:`save_pretrained`).
+
+        Before any model is built, the config is compared with the checkpoint's safetensors header
+        (names and shapes only): a config asking for more layers, or other widths, than the checkpoint
+        holds is a ``CheckpointError`` naming the config field, found in milliseconds. The model is then
+        built on the meta device, matched key by key against the header (missing, unexpected or misshapen
+        keys are named before any tensor data is read), and filled with the checkpoint's tensors.
 
         Args:
             path: a directory with ``config.json`` and ``model.safetensors`` (or a sharded index), or a
@@ -137,23 +145,33 @@ class PePreTrainedModel(nn.Module):
             dtype: floating dtype of the weights (default float32; ``"auto"`` keeps the stored one).
             device: where to put the weights (default CPU).
             config: use this config instead of the directory's ``config.json``.
+            check_weights: check that every floating weight is finite once cast to ``dtype`` (one
+                reduction per tensor); a NaN or Inf is a ``CheckpointError`` naming the first such keys,
+                rather than a model that returns NaN. ``False`` skips the check (e.g. to inspect a
+                damaged checkpoint).
         """
         if attn_impl is not None and attn_implementation is not None and attn_impl != attn_implementation:
             raise ValueError(
                 f"attn_impl={attn_impl!r} and attn_implementation={attn_implementation!r} disagree; give one"
             )
+        if not isinstance(check_weights, bool):
+            raise TypeError(f"check_weights must be True or False, got {check_weights!r}")
         attn_impl = attn_impl if attn_impl is not None else attn_implementation
         device = resolve_device(device)
         backend = resolve_backend(attn_impl, device)  # fail fast, before reading weights
         directory = resolve_model_dir(path)
+        source = "config.json" if config is None else "config"
         if config is None:
             config = cls.config_class.from_pretrained(directory)
         elif not isinstance(config, cls.config_class):
             raise TypeError(f"config must be a {cls.config_class.__name__}, got {type(config).__name__}")
         target_dtype = resolve_dtype(dtype, config.extra)
+        header = read_header(directory)
+        check_config_header(config, header, cls, source)  # before building anything
         with torch.device("meta"):
             model = cls(config)
-        load_weights(model, read_state_dict(directory, device), target_dtype)
+        match_keys(model, header)  # before reading any tensor data
+        load_weights(model, read_state_dict(directory, device), target_dtype, check_weights=check_weights)
         model.set_attn_impl(backend)
         return model.eval()
 
