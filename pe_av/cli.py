@@ -6,25 +6,26 @@
   (see :mod:`pe_av.demo`).
 - ``pe-av embed --model DIR FILES... [--text ...]``: embed media files (and captions) with a
   checkpoint, print text↔media cosine similarities, optionally write the embeddings
-  (``.npy`` or ``.safetensors``).
+  (``.npy`` or ``.safetensors``), saving as it goes so an interrupted run can ``--resume`` (see
+  :mod:`pe_av.embed_run` and :mod:`pe_av.embed_parts`).
+
+Errors are one line on stderr, ``pe-av <command>: error: <file or argument>: <message>``, with exit
+status 1 (2 for usage errors, from argparse); ``PE_AV_DEBUG=1`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
-import time
-from pathlib import Path
 
-import numpy as np
-import torch
-
-from .demo import print_table, run_demo
-from .dispatch import BACKENDS, BackendNotAvailableError
+from .demo import run_demo
+from .dispatch import BACKENDS
+from .embed_parts import CliError
+from .embed_run import OUT_FORMATS, run_embed
 
 MODALITIES = ("auto", "audio", "video", "audio_video")
-OUT_FORMATS = (".npy", ".safetensors")
+__all__ = ["OUT_FORMATS", "main"]
 
 
 # ---------------------------------------------------------------------- arguments
@@ -38,123 +39,21 @@ def _parse_backends(value: str) -> list[str]:
     return names
 
 
-# ---------------------------------------------------------------------- embed
-
-
-def _model_and_processor(model_dir: str, attn_impl: str | None, device: str | None, dtype: str | None):
-    """The checkpoint's model and processor, both chosen by its ``model_type`` (see :mod:`pe_av.registry`);
-    only types with a processor (whole models, not encoders or towers) can embed."""
-    from .config import load_config
-    from .registry import model_class_for, processor_class_for, supported_model_types
-
-    if not Path(model_dir).is_dir():
-        raise FileNotFoundError(f"model directory not found: {model_dir}")
-    config = load_config(model_dir)
-    processor_cls = processor_class_for(config.model_type)
-    if processor_cls is None:
-        raise ValueError(f"{model_dir} holds a {config.model_type!r} model; pe-av embed handles "
-                         f"{supported_model_types(with_processor=True)}")
-    model_cls = model_class_for(config)
-    model = model_cls.from_pretrained(model_dir, attn_impl=attn_impl, device=device, dtype=dtype)
-    return model, processor_cls.from_pretrained(model_dir)
-
-
-def _pick_modality(requested: str, model, files: list[str]) -> str:
-    from .media import media_info
-    from .models import PeAudioModel, PeVideoModel
-
-    supported = ("audio",) if isinstance(model, PeAudioModel) else ("video",) if isinstance(model, PeVideoModel) \
-        else ("audio", "video", "audio_video")
-    if requested != "auto":
-        if requested not in supported:
-            raise ValueError(f"{type(model).__name__} cannot embed {requested}; it handles {', '.join(supported)}")
-        return requested
-    if not files:
-        return supported[-1]
-    infos = [media_info(f) for f in files]
-    has = {
-        "audio_video": all(i.has_audio and i.has_video for i in infos),
-        "video": all(i.has_video for i in infos),
-        "audio": all(i.has_audio for i in infos),
-    }
-    for modality in ("audio_video", "video", "audio"):
-        if modality in supported and has[modality]:
-            return modality
-    raise ValueError(
-        f"cannot pick one modality for all files with {type(model).__name__} (it handles {', '.join(supported)}): "
-        + "; ".join(f"{i.path}: audio={i.has_audio}, video={i.has_video}" for i in infos)
-        + " — embed them in separate runs or pass --modality"
-    )
-
-
-def _write_embeddings(out: Path, media_key: str, media: torch.Tensor | None, text: torch.Tensor | None,
-                      files: list[str], texts: list[str], model_dir: str) -> list[Path]:
-    written = []
-    if out.suffix == ".safetensors":
-        from safetensors.torch import save_file
-
-        tensors = {}
-        if media is not None:
-            tensors[f"{media_key}_embeds"] = media.float().contiguous()
-        if text is not None:
-            tensors["text_embeds"] = text.float().contiguous()
-        metadata = {"files": json.dumps(files), "texts": json.dumps(texts), "modality": media_key, "model": model_dir}
-        save_file(tensors, str(out), metadata=metadata)
-        return [out]
-    if media is not None:
-        np.save(out, media.float().numpy())
-        written.append(out)
-    if text is not None:
-        text_out = out if media is None else out.with_name(out.stem + ".text.npy")
-        np.save(text_out, text.float().numpy())
-        written.append(text_out)
-    return written
-
-
-def run_embed(args: argparse.Namespace) -> None:
-    """``pe-av embed``: see :func:`main`'s help."""
-    from .encode import encode_audio, encode_audio_video, encode_text, encode_video
-
-    out = Path(args.out) if args.out else None
-    if out is not None and out.suffix not in OUT_FORMATS:
-        raise ValueError(f"--out must end in {' or '.join(OUT_FORMATS)}, got {out.name!r}")
-    if out is not None and not out.parent.is_dir():
-        raise FileNotFoundError(f"--out directory does not exist: {out.parent}")
-    for path in args.files:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"media file not found: {path}")
-    model, processor = _model_and_processor(args.model, args.attn_impl, args.device, args.dtype)
-    modality = _pick_modality(args.modality, model, args.files)
-    options = {"batch_size": args.batch_size, "normalize": not args.no_normalize, "progress": not args.no_progress}
-    start = time.perf_counter()
-    media = None
-    if args.files:
-        if modality == "audio":
-            media = encode_audio(model, processor, args.files, **options)
-        elif modality == "video":
-            media = encode_video(model, processor, args.files, num_frames=args.num_frames, **options)
-        else:
-            media = encode_audio_video(model, processor, args.files, num_frames=args.num_frames, **options)
-        print(f"embedded {len(args.files)} file(s) as {modality}: {tuple(media.shape)}")
-    text = None
-    if args.text:
-        text = encode_text(model, processor, args.text, target=modality, **options)
-        print(f"embedded {len(args.text)} text(s) in the text-{modality} space: {tuple(text.shape)}")
-    print(f"({time.perf_counter() - start:.2f} s on {model.device}, attn_impl={model.attn_impl})")
-    if media is not None and text is not None:
-        unit_text = torch.nn.functional.normalize(text.float(), dim=-1)
-        unit_media = torch.nn.functional.normalize(media.float(), dim=-1)
-        print_table(f"text ↔ {modality} (cosine similarity)", args.text, [Path(f).name for f in args.files],
-                    unit_text @ unit_media.T)
-    if out is not None:
-        for path in _write_embeddings(out, modality, media, text, args.files, args.text or [], args.model):
-            print(f"wrote {path}")
-
-
 # ---------------------------------------------------------------------- entry point
 
 
-def _parser() -> argparse.ArgumentParser:
+EMBED_EPILOG = """\
+with --out, each finished batch is saved at once in OUT.parts/ (numbered shards + failures.jsonl);
+at the end OUT is written atomically in input order and OUT.parts/ is removed. An input that cannot
+be embedded is skipped and named (also in OUT.failures.jsonl); the output holds the others, in input
+order. After a crash or Ctrl-C, rerun the same command with --resume to embed only what is missing.
+
+exit status: 0 all embedded; 1 some inputs failed, --fail-fast stopped, or an error; 2 usage error;
+130 / 143 stopped by SIGINT / SIGTERM (finished batches kept; continue with --resume).
+"""
+
+
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(prog="pe-av", description="PE-AV encoders: fast, faithful, drop-in.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -164,13 +63,20 @@ def _parser() -> argparse.ArgumentParser:
                       help=f"comma-separated subset of {','.join(BACKENDS)} (default: all)")
     demo.add_argument("--keep", metavar="DIR", help="write the model and media files to DIR and keep them")
 
-    embed = sub.add_parser("embed", help="embed media files and/or texts with a checkpoint")
+    embed = sub.add_parser("embed", help="embed media files and/or texts with a checkpoint", epilog=EMBED_EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     embed.add_argument("files", nargs="*", help="audio or video files")
     embed.add_argument("--model", required=True, help="checkpoint directory (config.json, model.safetensors, "
                        "processor files)")
     embed.add_argument("--text", nargs="+", help="captions to embed and compare with the files")
     embed.add_argument("--out", help="write embeddings to .npy (media; texts go to <stem>.text.npy) or "
                        ".safetensors (both, with file names in the metadata)")
+    embed.add_argument("--overwrite", action="store_true", help="replace existing outputs (and start an "
+                       "unfinished run's OUT.parts/ over, unless --resume)")
+    embed.add_argument("--resume", action="store_true", help="continue the unfinished run in OUT.parts/: reuse "
+                       "its finished batches, embed the rest (same model and settings)")
+    embed.add_argument("--fail-fast", action="store_true", help="stop at the first input that cannot be embedded "
+                       "(default: skip it, report it, exit 1 at the end)")
     embed.add_argument("--modality", choices=MODALITIES, default="auto",
                        help="what to embed from the files (auto: audio+video when every file has both "
                        "and the model can, else video, else audio)")
@@ -181,30 +87,48 @@ def _parser() -> argparse.ArgumentParser:
     embed.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="weights dtype (default float32)")
     embed.add_argument("--no-normalize", action="store_true", help="keep raw (not L2-normalized) embeddings")
     embed.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return parser
+    return parser, {"demo": demo, "embed": embed}
+
+
+def _error_line(exc: BaseException) -> str:
+    """One line for an exception: ``<file or argument>: <message>``."""
+    from .encode import describe_error
+
+    return str(exc) if isinstance(exc, CliError) else describe_error(exc)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``pe-av`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
-    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, commands = _parser()
     args = parser.parse_args(argv)
+    usage = commands[args.command]
     if args.command == "demo":
         if args.repeats < 1:
-            parser.error("--repeats must be at least 1")
-        run_demo(args.repeats, args.backends, args.keep)
-        return 0
-    if args.batch_size < 1:
-        parser.error("--batch-size must be at least 1")
-    if args.num_frames is not None and args.num_frames < 1:
-        parser.error("--num-frames must be at least 1")
-    if not args.files and not args.text:
-        parser.error("give media files, --text, or both")
+            usage.error("--repeats must be at least 1")
+    else:
+        if args.batch_size < 1:
+            usage.error("--batch-size must be at least 1")
+        if args.num_frames is not None and args.num_frames < 1:
+            usage.error("--num-frames must be at least 1")
+        if not args.files and not args.text:
+            usage.error("give media files, --text, or both")
+        for flag in ("resume", "overwrite"):
+            if getattr(args, flag) and not args.out:
+                usage.error(f"--{flag} needs --out")
     try:
-        run_embed(args)
-    except (FileNotFoundError, ValueError, TypeError, BackendNotAvailableError) as exc:
-        print(f"pe-av embed: error: {exc}", file=sys.stderr)
+        if args.command == "demo":
+            run_demo(args.repeats, args.backends, args.keep)
+            return 0
+        return run_embed(args, argv)
+    except KeyboardInterrupt:
+        print(f"pe-av {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("PE_AV_DEBUG") == "1":
+            raise
+        print(f"pe-av {args.command}: error: {_error_line(exc)}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 import contextlib
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import cli_env
 from safetensors import safe_open
 
 from pe_av import (
@@ -148,7 +148,7 @@ def test_installed_script_runs_embed(demo_run, tmp_path):
     script = Path(sys.executable).with_name("pe-av")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "pe_av.cli"]
     out = tmp_path / "emb.safetensors"
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env = cli_env()  # this checkout first on the path: the script runs the code under test
     result = subprocess.run(
         [*command, "embed", "--model", str(demo_run["model"]), *demo_run["audio"], "--text", TEXTS[0],
          "--out", str(out)],

@@ -1,5 +1,7 @@
 """encode_* helpers: exactly get_*_embeds on the same processed batch, batching, progress, errors."""
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -138,3 +140,56 @@ def test_processor_output_feeds_forward(model, processor):
     expected = encode_audio_video(model, processor, frame_stacks(2), audio=audio_clips(2), normalize=False)
     assert torch.equal(out.audio_video_embeds, expected)
     assert out.logits_audio_video_text.shape == (2, 2)
+
+
+def test_on_error_skip_keeps_the_good_inputs_and_names_the_bad(model, processor, tmp_path):
+    clips = audio_clips()
+    bad = np.full(3000, np.nan, np.float32)
+    failures = []
+    got = encode_audio(model, processor, [clips[0], bad, clips[1], clips[2]], batch_size=2, on_error="skip",
+                       failures=failures)
+    torch.testing.assert_close(got, encode_audio(model, processor, clips, batch_size=1), atol=1e-5, rtol=1e-5)
+    assert [(f.index, f.item is bad) for f in failures] == [(1, True)]
+    assert "NaN" in failures[0].reason
+    # a file that cannot be decoded, in a batch of videos; the failure names the path
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video")
+    failures = []
+    got = encode_video(model, processor, [frame_stacks(1)[0], str(junk)], on_error="skip", failures=failures)
+    assert got.shape == (1, 32) and failures[0].index == 1 and failures[0].item == str(junk)
+    assert str(junk) in failures[0].reason
+    failures = []
+    pairs = encode_audio_video(model, processor, [str(junk)], on_error="skip", failures=failures)
+    assert pairs.shape == (0, 32) and failures[0].item == str(junk)  # nothing embedded: an empty (0, dim)
+
+
+def test_on_error_raise_names_the_bad_input(model, processor):
+    clips = audio_clips()
+    bad = np.full(3000, np.nan, np.float32)
+    with pytest.raises(ValueError, match="NaN") as exc:
+        encode_audio(model, processor, [clips[0], clips[1], bad], batch_size=4)
+    if sys.version_info >= (3, 11):
+        assert exc.value.__notes__ == ["while encoding audio input 2: ndarray of shape (3000,)"]
+    with pytest.raises(ValueError, match="on_error must be one of"):
+        encode_audio(model, processor, clips, on_error="ignore")
+
+
+def test_on_error_skip_without_a_list_warns(model, processor):
+    with pytest.warns(UserWarning, match=r"skipped 1 of 2 input\(s\): \[0\] ndarray of shape \(3000,\): .*(NaN|[Ii]nf)"):
+        got = encode_audio(model, processor, [np.full(3000, np.inf, np.float32), audio_clips(1)[0]], on_error="skip")
+    assert got.shape == (1, 32)
+    assert encode_text(model, processor, ["a", "b"], on_error="skip").shape == (2, 32)
+
+
+def test_iter_encode_yields_each_batch(model, processor):
+    from pe_av.encode import iter_encode
+
+    clips = audio_clips()
+    batches = list(iter_encode(model, processor, "audio", clips, batch_size=2, progress=False))
+    assert [b.indices for b in batches] == [[0, 1], [2]] and all(not b.failures for b in batches)
+    torch.testing.assert_close(torch.cat([b.embeddings for b in batches]), encode_audio(model, processor, clips),
+                               atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        iter_encode(model, processor, "image", clips)
+    with pytest.raises(ValueError, match="batch_size"):
+        iter_encode(model, processor, "audio", clips, batch_size=0)  # checked at once, not at the first batch
