@@ -93,7 +93,7 @@ __all__ = [
 ]
 
 # processing, media files and encoding helpers (issue 8)
-from .encode import encode_audio, encode_audio_video, encode_text, encode_video  # noqa: E402
+from .encode import EncodeFailure, encode_audio, encode_audio_video, encode_text, encode_video, iter_encode  # noqa: E402
 from .media import load_audio, load_video, media_info  # noqa: E402
 from .processing import (  # noqa: E402
     BatchFeature,
@@ -114,10 +114,12 @@ __all__ += [
     "PeTokenizer",
     "PeVideoProcessor",
     "PeVideoVideoProcessor",
+    "EncodeFailure",
     "encode_audio",
     "encode_audio_video",
     "encode_text",
     "encode_video",
+    "iter_encode",
     "load_audio",
     "load_video",
     "media_info",
