@@ -2,45 +2,52 @@
 
 - :func:`load_audio`: the first audio track of any file FFmpeg reads (wav, flac, mp3, ogg, m4a, and
   the audio of mp4/mkv/webm/mov) as float32 mono at the requested rate: decoded to float, channels
-  averaged, then resampled with :func:`pe_av.processing.resample.resample`.
+  averaged, then resampled (:class:`pe_av.processing.resample.StreamingResampler`, the same numbers
+  as :func:`~pe_av.processing.resample.resample` of the whole track) frame by frame, so memory is
+  the output plus a bounded block; ``offset`` / ``duration`` cut an excerpt (seeking when far in).
 - :func:`load_video`: RGB uint8 frames ``(frames, H, W, 3)`` of the first video track: every frame, or
   ``num_frames`` evenly spaced ones (:func:`sample_frame_indices`, the rule the video processor also
-  applies to frame arrays), decoding only once when the container's packet count is right.
+  applies to frame arrays), decoding only once when the container's packet count is right; with
+  ``size`` each frame is resized as it is decoded (memory: the output frames plus one full-size one).
 - :func:`media_info`: which tracks a file has.
 - :func:`write_audio` / :func:`write_video`: small encoders used by the demo and the tests.
 
 Problems are reported as ``FileNotFoundError`` (no such file) or ``ValueError`` naming the file and
-what is wrong (not a media file, no audio/video track, nothing decodable).
+what is wrong (a directory, FIFO or device instead of a file, not a media file, no audio/video
+track, nothing decodable, NaN samples, a layout change mid-track); whatever else PyAV or FFmpeg
+raise on a corrupt file (``av.error.*``, ``OSError``, ``IndexError``, ...) becomes such a
+``ValueError`` too. Audio is converted to packed float32 by FFmpeg and each frame's layout and rate
+are checked before its data is touched: PyAV reads planar frames with many channels out of bounds.
 
 PyAV is imported on first use: ``import pe_av`` and the processors work on arrays without it, and the
 functions that decode or encode raise ``ImportError`` (``pip install av``) when it is missing. This
 module imports nothing of :mod:`pe_av.processing` at import time (that package imports this one), so
-there is no import cycle; the resampler is imported when :func:`load_audio` needs it.
+there is no import cycle; the resampler and the frame resize are imported when needed. The frame
+by frame audio pipeline lives in :mod:`pe_av.media_audio` (imported on first use too), the writers
+in :mod:`pe_av.media_write` (re-exported here).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import math
 import os
+import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from fractions import Fraction
-from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .media_write import AUDIO_CODECS, VIDEO_CODECS, write_audio, write_video
+
 if TYPE_CHECKING:
     import av
 
-#: extension → (video codec, audio codec) used by the writers
-VIDEO_CODECS = {
-    ".mp4": ("libx264", "aac"),
-    ".mov": ("libx264", "aac"),
-    ".mkv": ("libx264", "flac"),
-    ".webm": ("libvpx-vp9", "libopus"),
-}
-AUDIO_CODECS = {".wav": "pcm_s16le", ".flac": "flac", ".mp3": "libmp3lame", ".ogg": "libopus", ".m4a": "aac"}
+__all__ = ["AUDIO_CODECS", "VIDEO_CODECS", "MediaError", "MediaInfo", "load_audio", "load_video", "media_info",
+           "sample_frame_indices", "write_audio", "write_video"]
 
 
 @dataclass(frozen=True)
@@ -82,202 +89,262 @@ def sample_frame_indices(total_frames: int, num_frames: int) -> list[int]:
 
 
 def _check_path(path: object, kind: str) -> str:
+    """The path as a str, after checking it names a non-empty regular file (without opening it, so
+    a FIFO cannot block)."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{kind} path must be a str or os.PathLike, got {type(path).__name__}")
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{kind} file not found: {path}")
-    if os.path.isdir(path):
-        raise ValueError(f"{path} is a directory, not a {kind} file")
-    if os.path.getsize(path) == 0:
+    path = os.fsdecode(os.fspath(path))
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFoundError(f"{kind} file not found: {path}") from None
+    except (OSError, ValueError) as exc:  # permissions, a name too long, a NUL in the path, ...
+        raise ValueError(f"cannot access the {kind} file {path!r}: {exc}") from None
+    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(info.st_mode):
+            raise ValueError(f"{path} is {what}, not a {kind} file (give the path of a regular file)")
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{path} is not a regular file, so it cannot be read as a {kind} file")
+    if info.st_size == 0:
         raise ValueError(f"{path} is empty (0 bytes)")
     return path
 
 
+class MediaError(ValueError):
+    """A media file that cannot be read as asked; the message names the file and the problem."""
+
+
+@contextlib.contextmanager
+def _reading(path: str, what: str) -> Iterator[None]:
+    """Turn whatever decoding a corrupt file raises (PyAV's errors, ``OSError``, ``IndexError``, a
+    ``MemoryError`` for absurd sizes, ...) into a ``ValueError`` naming ``path``; ``FileNotFoundError``
+    stays for a file that vanished, ``ImportError`` for a missing PyAV."""
+    try:
+        yield
+    except (MediaError, ImportError):
+        raise
+    except Exception as exc:
+        if isinstance(exc, FileNotFoundError) and not os.path.exists(path):
+            raise FileNotFoundError(f"media file not found: {path}") from exc
+        raise MediaError(f"cannot decode {what} {path}: {type(exc).__name__}: {exc}") from exc
+
+
 def _open(path: str) -> av.container.InputContainer:
     av = _av()
-    try:
-        return av.open(path, mode="r")
+    try:  # metadata_errors: a tag that is not UTF-8 must not fail the file
+        return av.open(path, mode="r", metadata_errors="replace")
     except av.FFmpegError as exc:
-        raise ValueError(f"cannot read {path}: not a media file FFmpeg understands ({exc})") from exc
+        if isinstance(exc, FileNotFoundError) and not os.path.exists(path):
+            raise FileNotFoundError(f"media file not found: {path}") from exc
+        raise MediaError(f"cannot read {path}: not a media file FFmpeg understands ({exc})") from exc
 
 
 def media_info(path: str | os.PathLike) -> MediaInfo:
-    """Describe the first audio and video tracks of ``path``."""
+    """Describe the first audio and video tracks of ``path``.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file for anything
+    that is not a readable media file."""
     path = _check_path(path, "media")
-    with _open(path) as container:
+    with _reading(path, "the tracks of"), _open(path) as container:
         audio = next(iter(container.streams.audio), None)
         video = next(iter(container.streams.video), None)
         duration = container.duration / _av().time_base if container.duration else None
+        sound = audio.codec_context if audio is not None else None  # None too for a codec FFmpeg lacks
+        picture = video.codec_context if video is not None else None
         return MediaInfo(
             path=path,
             has_audio=audio is not None,
             has_video=video is not None,
-            sample_rate=audio.codec_context.sample_rate if audio is not None else None,
-            channels=audio.codec_context.channels if audio is not None else None,
+            sample_rate=getattr(sound, "sample_rate", None),
+            channels=getattr(sound, "channels", None),
             fps=float(video.average_rate) if video is not None and video.average_rate else None,
-            width=video.codec_context.width if video is not None else None,
-            height=video.codec_context.height if video is not None else None,
+            width=getattr(picture, "width", None),
+            height=getattr(picture, "height", None),
             duration=duration,
         )
 
 
-def load_audio(path: str | os.PathLike, sampling_rate: int = 48_000) -> np.ndarray:
-    """The first audio track of ``path`` as a 1-D float32 array at ``sampling_rate`` Hz (mono mixdown)."""
+# ---------------------------------------------------------------------- audio
+
+
+def _check_seconds(name: str, value: object, allow_zero: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        expected = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number of seconds {expected}, got {value!r}")
+    return value
+
+
+def load_audio(
+    path: str | os.PathLike, sampling_rate: int = 48_000, *, offset: float = 0.0, duration: float | None = None
+) -> np.ndarray:
+    """The first audio track of ``path`` as a 1-D float32 array at ``sampling_rate`` Hz (mono mixdown).
+
+    Frames are decoded, converted to float, averaged over channels and resampled as they come
+    (:class:`pe_av.processing.resample.StreamingResampler`, equal bit for bit to resampling the
+    whole track), so memory stays at the output array plus a block of about 65536 samples.
+
+    Args:
+        path: an audio file, or a video file with an audio track.
+        sampling_rate: output rate in Hz (positive int).
+        offset: seconds to skip from the start (finite, >= 0). Offsets past about 2 s seek, so what
+            comes before is not decoded. The samples are those of the whole track's output from
+            ``round(offset · sampling_rate)`` on: exactly for PCM, FLAC and other decoders without
+            state; after a seek, codecs whose decoders carry state (AAC noise substitution, Opus)
+            may differ slightly from decoding the whole track.
+        duration: seconds to return at most (finite, > 0): ``round(duration · sampling_rate)``
+            samples, fewer when the track ends first. Decoding stops there.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: naming the file — not a regular file, not media, no audio track, nothing
+            decodable, NaN or infinite samples, a channel layout or rate that changes mid-track, an
+            ``offset`` past the end, or any decoding failure of a corrupt file.
+        TypeError: a path or option of the wrong type.
+    """
     path = _check_path(path, "audio")
-    chunks: list[np.ndarray] = []
-    with _open(path) as container:
-        av = _av()
-        stream = next(iter(container.streams.audio), None)
-        if stream is None:
-            raise ValueError(f"{path} has no audio track")
-        converter = av.AudioResampler(format="fltp")  # sample format only: keeps rate and channels
-        try:
-            for frame in container.decode(stream):
-                chunks.extend(out.to_ndarray() for out in converter.resample(frame))
-            chunks.extend(out.to_ndarray() for out in converter.resample(None))
-        except av.FFmpegError as exc:
-            raise ValueError(f"cannot decode the audio of {path}: {exc}") from exc
-        source_rate = converter.rate
-    chunks = [chunk for chunk in chunks if chunk.size]
-    if not chunks:
-        raise ValueError(f"{path}: the audio track holds no samples")
-    samples = np.concatenate(chunks, axis=1)  # (channels, samples)
-    mono = samples.mean(axis=0, dtype=np.float64).astype(np.float32)
-    if source_rate != sampling_rate:
-        from .processing.resample import resample  # not at import time: pe_av.processing imports this module
+    if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, np.integer, float)):
+        raise TypeError(f"sampling_rate must be a positive integer number of Hz, got {type(sampling_rate).__name__}")
+    if not math.isfinite(sampling_rate) or sampling_rate < 1 or int(sampling_rate) != sampling_rate:
+        raise ValueError(f"sampling_rate must be a positive integer number of Hz, got {sampling_rate!r}")
+    offset = _check_seconds("offset", offset, allow_zero=True)
+    duration = None if duration is None else _check_seconds("duration", duration, allow_zero=False)
+    start = round(offset * int(sampling_rate))
+    count = None if duration is None else max(1, round(duration * int(sampling_rate)))
+    with _reading(path, "the audio of"):
+        # not at import time: media_audio imports this module and pe_av.processing
+        from .media_audio import decode_audio
 
-        mono = resample(mono, int(source_rate), int(sampling_rate))
-    return mono
+        result = decode_audio(path, int(sampling_rate), start, count)
+    if result.size == 0:
+        if start > 0:
+            raise MediaError(f"{path}: offset={offset} s is at or past the end of the audio track")
+        raise MediaError(f"{path}: the audio track holds no samples")
+    return result
 
 
-def load_video(path: str | os.PathLike, num_frames: int | None = None) -> np.ndarray:
+# ---------------------------------------------------------------------- video
+
+#: bytes of frames the decoder's threads may hold at once (see :func:`_decode_frames`)
+_DECODE_BUDGET = 256 << 20
+
+
+def _check_size(size: object) -> object:
+    if size is None or callable(size):
+        return size
+    if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in size
+    ):
+        raise ValueError(f"size must be (height, width) with positive ints, or a function of (height, width) "
+                         f"returning one, got {size!r}")
+    return (int(size[0]), int(size[1]))
+
+
+def load_video(
+    path: str | os.PathLike, num_frames: int | None = None, size: tuple[int, int] | Callable | None = None
+) -> np.ndarray:
     """RGB frames ``(frames, H, W, 3)`` uint8 of the first video track of ``path``.
 
-    With ``num_frames``, only the evenly spaced frames :func:`sample_frame_indices` picks are kept (the
-    total comes from counting packets; if decoding yields a different count, the file is decoded again
-    with the true count).
+    Args:
+        path: a video file.
+        num_frames: keep only the evenly spaced frames :func:`sample_frame_indices` picks (the total
+            comes from counting packets; if decoding yields a different count, the file is decoded
+            again with the true count). Default: every frame.
+        size: ``(height, width)`` to resize each frame to as soon as it is decoded, with the video
+            processor's resize (:func:`pe_av.processing.video.resize_frames`, antialiased bilinear),
+            so memory holds the output frames plus one full-size frame rather than every full-size
+            frame; or a function ``(height, width) → (h, w)`` of the decoded frame's size (how the
+            processor passes a ``shortest_edge`` size). The frames equal resizing the full-size
+            frames afterwards. Default: decoded size.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: naming the file — not a regular file, not media, no video track, no decodable
+            frame, frames that change size mid-stream (without ``size``), or any decoding failure.
     """
     path = _check_path(path, "video")
     if num_frames is not None:
         sample_frame_indices(1, num_frames)  # validates num_frames
-    with _open(path) as container:
-        if not container.streams.video:
-            raise ValueError(f"{path} has no video track")
-        if num_frames is None:
-            frames, _ = _decode_frames(container, path, wanted=None)
-        else:
-            total = sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
-    if num_frames is not None:
-        frames, decoded = _decode_selected(path, total, num_frames)
-        if decoded != total and decoded > 0:
-            frames, _ = _decode_selected(path, decoded, num_frames)
-    if not frames:
-        raise ValueError(f"{path}: the video track holds no decodable frames")
-    return np.stack(frames)
+    convert = _frame_converter(_check_size(size))
+    with _reading(path, "the video of"):
+        with _open(path) as container:
+            if not container.streams.video:
+                raise MediaError(f"{path} has no video track")
+            if num_frames is None:
+                frames, _ = _decode_frames(container, path, None, convert)
+            else:
+                total = sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
+        if num_frames is not None:
+            frames, decoded = _decode_selected(path, total, num_frames, convert)
+            if decoded != total and decoded > 0:
+                frames, again = _decode_selected(path, decoded, num_frames, convert)
+                if again != decoded:
+                    raise MediaError(f"{path}: decoding the video track gives {decoded}, then {again} frames")
+        if not frames:
+            raise MediaError(f"{path}: the video track holds no decodable frames")
+        shapes = sorted({frame.shape for frame in frames})
+        if len(shapes) > 1:
+            raise MediaError(f"{path}: the video's frames change size mid-stream ({shapes[0][:2]} and "
+                             f"{shapes[-1][:2]}); pass size=(height, width) to resize them as they are decoded")
+        return np.stack(frames)
 
 
-def _decode_selected(path: str, total: int, num_frames: int) -> tuple[list[np.ndarray], int]:
-    indices = sample_frame_indices(max(total, 1), num_frames)
+def _frame_converter(size: object) -> Callable:
+    """``av.VideoFrame`` → ``(h, w, 3)`` uint8, resized to ``size`` when given."""
+
+    def convert(frame) -> np.ndarray:
+        rgb = frame.to_ndarray(format="rgb24")
+        if size is None:
+            return rgb
+        height, width = _check_size(size(*rgb.shape[:2])) if callable(size) else size
+        if rgb.shape[:2] == (height, width):
+            return rgb
+        # not at import time: pe_av.processing imports this module
+        import torch
+
+        from .processing.video import resize_frames
+
+        # a channels-last view, not the processor's contiguous copy: torch's resize gives the same
+        # pixels for both layouts (the uint8 kernel repacks its input anyway), one frame less memory
+        chw = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+        return resize_frames(chw, height, width)[0].permute(1, 2, 0).numpy()
+
+    return convert
+
+
+def _decode_selected(path: str, total: int, num_frames: int, convert: Callable | None = None):
+    """The frames :func:`sample_frame_indices` picks of ``total``, and the number of frames decoded
+    (the frames are ``[]`` when that is not ``total``)."""
+    convert = convert or _frame_converter(None)
+    indices = sample_frame_indices(total, num_frames) if total > 0 else []
     with _open(path) as container:
-        picked, decoded = _decode_frames(container, path, wanted=set(indices))
-    if decoded != total:
+        picked, decoded = _decode_frames(container, path, set(indices), convert)
+    if decoded != total or not indices:
         return [], decoded
     return [picked[i] for i in indices], decoded
 
 
-def _decode_frames(container, path: str, wanted: set[int] | None):
+def _decode_frames(container, path: str, wanted: set[int] | None, convert: Callable):
     """Decode the first video track; return (frames, count) — a list of all frames, or a dict
     index → frame of the ``wanted`` ones."""
-    av = _av()
     stream = container.streams.video[0]
+    if stream.codec_context is None:
+        raise MediaError(f"{path}: its video track's codec is not one this FFmpeg can decode")
+    # frame threads each hold a frame: for huge frames, fewer threads so that memory stays bounded
+    frame_bytes = 3 * max(stream.codec_context.width, 0) * max(stream.codec_context.height, 0)
+    if frame_bytes and _DECODE_BUDGET // frame_bytes < (os.cpu_count() or 1) + 1:
+        stream.codec_context.thread_count = max(1, _DECODE_BUDGET // frame_bytes)
     stream.thread_type = "AUTO"
     kept: list[np.ndarray] | dict[int, np.ndarray] = [] if wanted is None else {}
     count = 0
-    try:
-        for frame in container.decode(stream):
-            if wanted is None:
-                kept.append(frame.to_ndarray(format="rgb24"))
-            elif count in wanted:
-                kept[count] = frame.to_ndarray(format="rgb24")
-            count += 1
-    except av.FFmpegError as exc:
-        raise ValueError(f"cannot decode the video of {path}: {exc}") from exc
+    for frame in container.decode(stream):
+        if wanted is None:
+            kept.append(convert(frame))
+        elif count in wanted:
+            kept[count] = convert(frame)
+        count += 1
     return kept, count
-
-
-# ---------------------------------------------------------------------- writing
-
-
-def write_audio(path: str | os.PathLike, samples: np.ndarray, sampling_rate: int, codec: str | None = None) -> Path:
-    """Encode float samples in [-1, 1] (``(samples,)`` or ``(channels, samples)``) to ``path``; the codec
-    follows the extension (:data:`AUDIO_CODECS`) unless given."""
-    path = Path(path)
-    codec = codec or AUDIO_CODECS.get(path.suffix.lower())
-    if codec is None:
-        raise ValueError(f"no audio codec for extension {path.suffix!r}; known: {sorted(AUDIO_CODECS)}")
-    av = _av()
-    with av.open(str(path), mode="w") as container:
-        _add_audio(container, codec, np.asarray(samples, dtype=np.float32), sampling_rate)
-    return path
-
-
-def write_video(
-    path: str | os.PathLike,
-    frames: np.ndarray,
-    fps: int = 24,
-    audio: np.ndarray | None = None,
-    sampling_rate: int = 48_000,
-) -> Path:
-    """Encode RGB uint8 frames ``(frames, H, W, 3)`` (even H and W), optionally with an audio track,
-    to ``path``; codecs follow the extension (:data:`VIDEO_CODECS`)."""
-    path = Path(path)
-    if path.suffix.lower() not in VIDEO_CODECS:
-        raise ValueError(f"no video codec for extension {path.suffix!r}; known: {sorted(VIDEO_CODECS)}")
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
-        raise ValueError(f"frames must be a non-empty (frames, H, W, 3) uint8 array, got {frames.dtype} {frames.shape}")
-    if frames.shape[1] % 2 or frames.shape[2] % 2:
-        raise ValueError(f"frame height and width must be even for yuv420p, got {frames.shape[1:3]}")
-    video_codec, audio_codec = VIDEO_CODECS[path.suffix.lower()]
-    av = _av()
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(video_codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        if video_codec == "libx264":
-            stream.options = {"preset": "ultrafast"}
-        encode_audio = None
-        if audio is not None:
-            encode_audio = _add_audio(container, audio_codec, np.asarray(audio, dtype=np.float32), sampling_rate,
-                                      encode_now=False)
-        for i, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, fps)
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-        if encode_audio is not None:
-            encode_audio()
-    return path
-
-
-def _add_audio(container, codec: str, samples: np.ndarray, rate: int, encode_now: bool = True):
-    planar = samples[None, :] if samples.ndim == 1 else samples
-    if planar.ndim != 2 or planar.shape[1] == 0 or planar.shape[0] > 2:
-        raise ValueError(f"audio must be (samples,) or (channels ≤ 2, samples) with samples, got {samples.shape}")
-    av = _av()
-    stream = container.add_stream(codec, rate=rate)
-    stream.layout = "mono" if planar.shape[0] == 1 else "stereo"
-
-    def encode() -> None:
-        block = 1024
-        for start in range(0, planar.shape[1], block):
-            chunk = np.ascontiguousarray(planar[:, start : start + block])
-            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=stream.layout.name)
-            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-
-    if encode_now:
-        encode()
-        return None
-    return encode

@@ -10,8 +10,10 @@ padding of shorter videos along frames.
 Differences from the reference: ``padding_mask_videos`` (bool, 1 = real frame) is always returned
 (the reference leaves it out when all videos have the same length; all-ones is equivalent);
 ``num_frames = 1`` takes the first frame (the reference divides by zero); file paths are decoded
-with PyAV (:func:`pe_av.media.load_video`). Only bilinear resampling is supported. The frame
-sampling rule, shared with file decoding, is :func:`pe_av.media.sample_frame_indices`.
+with PyAV (:func:`pe_av.media.load_video`), each frame resized as soon as it is decoded (by the same
+:func:`resize_frames`, so the pixels equal resizing after decoding, and memory holds the output
+frames rather than every full-size one). Only bilinear resampling is supported. The frame sampling
+rule, shared with file decoding, is :func:`pe_av.media.sample_frame_indices`.
 """
 
 from __future__ import annotations
@@ -177,7 +179,10 @@ class PeVideoVideoProcessor:
         if isinstance(video, (str, os.PathLike)):
             from ..media import load_video
 
-            frames = torch.from_numpy(load_video(video, num_frames=num_frames))
+            # frames are resized as they are decoded (memory: the output, not every full-size frame);
+            # resize_frames then meets frames at the target size, which it returns unchanged
+            size = (lambda height, width: _output_size(self.size, height, width)) if self.do_resize else None
+            frames = torch.from_numpy(load_video(video, num_frames=num_frames, size=size))
             frames = frames.permute(0, 3, 1, 2).contiguous()
         else:
             frames = _channels_first(video, name)
