@@ -107,13 +107,18 @@ def check_out(value: str, has_media: bool, has_text: bool, overwrite: bool, resu
 
 def check_files(files: list[str]) -> list[str]:
     """Every media file exists and is a regular file; return their keys (see :func:`media_key`)."""
+    from .media import special_file_problem  # the one description of directories, FIFOs, devices
+
     for path in files:
-        if not os.path.exists(path):
-            raise CliError(None, f"media file not found: {path}")
-        if os.path.isdir(path):
-            raise CliError(path, "is a directory, not a media file")
-        if not os.path.isfile(path):
-            raise CliError(path, "is not a regular file")
+        try:
+            info = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise CliError(None, f"media file not found: {path}") from None
+        except (OSError, ValueError) as exc:
+            raise CliError(path, f"cannot access it: {exc}") from None
+        problem = special_file_problem(info)
+        if problem is not None:
+            raise CliError(path, problem)
     return [media_key(path) for path in files]
 
 

@@ -88,6 +88,19 @@ def sample_frame_indices(total_frames: int, num_frames: int) -> list[int]:
     return [int(i * (total_frames - 1) / (num_frames - 1)) for i in range(num_frames)]
 
 
+def special_file_problem(info: os.stat_result, kind: str = "media") -> str | None:
+    """What is wrong with a path whose ``os.stat`` is ``info`` when it is not a regular file (a directory,
+    FIFO, device or socket, each named), or None for a regular file. Never opens it (a FIFO would block)."""
+    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(info.st_mode):
+            return f"is {what}, not a {kind} file (give the path of a regular file)"
+    if not stat.S_ISREG(info.st_mode):
+        return f"is not a regular file, so it cannot be read as a {kind} file"
+    return None
+
+
 def _check_path(path: object, kind: str) -> str:
     """The path as a str, after checking it names a non-empty regular file (without opening it, so
     a FIFO cannot block)."""
@@ -100,13 +113,9 @@ def _check_path(path: object, kind: str) -> str:
         raise FileNotFoundError(f"{kind} file not found: {path}") from None
     except (OSError, ValueError) as exc:  # permissions, a name too long, a NUL in the path, ...
         raise ValueError(f"cannot access the {kind} file {path!r}: {exc}") from None
-    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
-        if test(info.st_mode):
-            raise ValueError(f"{path} is {what}, not a {kind} file (give the path of a regular file)")
-    if not stat.S_ISREG(info.st_mode):
-        raise ValueError(f"{path} is not a regular file, so it cannot be read as a {kind} file")
+    problem = special_file_problem(info, kind)
+    if problem is not None:
+        raise ValueError(f"{path} {problem}")
     if info.st_size == 0:
         raise ValueError(f"{path} is empty (0 bytes)")
     return path

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import errno
 import io
 import shutil
@@ -96,7 +97,15 @@ def test_an_unexpected_error_after_loading(data, monkeypatch):
 def test_a_directory_as_a_media_file(data):
     folder = data["root"] / "media"
     message = one_line_error(["embed", "--model", data["model"], data["files"][0], folder])
-    assert message == f"{folder}: is a directory, not a media file"
+    assert message == f"{folder}: is a directory, not a media file (give the path of a regular file)"
+
+
+def test_a_fifo_as_a_media_file(data, tmp_path):
+    """A named pipe gets its own message, before any work, and is never opened (that would block)."""
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    message = one_line_error(["embed", "--model", data["model"], data["files"][0], fifo])
+    assert message == f"{fifo}: is a named pipe (FIFO), not a media file (give the path of a regular file)"
 
 
 def test_bad_out(data, tmp_path):
