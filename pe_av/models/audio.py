@@ -20,8 +20,8 @@ import torch.nn as nn
 from ..config import PeAudioEncoderConfig
 from ..ops import Linear
 from .dac import DacEncoder
-from .inputs import check_each_has_valid, check_padding_mask, check_waveform
-from .outputs import PeAudioEncoderOutput
+from .inputs import check_each_has_valid, check_padding_mask, check_waveform, tracing
+from .outputs import PeAudioEncoderOutput, call_option, finish
 from .pe_transformer import PeTransformerEncoder
 
 
@@ -52,7 +52,7 @@ def pad_to_hop(
         weighted = padding_mask.long() * torch.arange(1, length + 1, device=waveform.device)
         ends = weighted.max(dim=-1).values  # one past the last valid position (0 if none)
     targets = -(-ends // hop) * hop
-    if bool((targets == ends).all()) and padded_len == length:
+    if padded_len == length and not tracing() and bool((targets == ends).all()):
         return waveform, padding_mask
     waveform = nn.functional.pad(waveform, (0, padded_len - length))
     in_tail = (positions[None, :] >= ends[:, None]) & (positions[None, :] < targets[:, None])
@@ -65,7 +65,7 @@ def pad_to_hop(
 
 def valid_lengths(padding_mask: torch.Tensor | None) -> torch.Tensor | None:
     """One past each sample's last valid position, or None when every sample fills the batch."""
-    if padding_mask is None or bool(padding_mask[:, -1].all()):
+    if padding_mask is None or (not tracing() and bool(padding_mask[:, -1].all())):
         return None
     steps = torch.arange(1, padding_mask.shape[1] + 1, device=padding_mask.device)
     return (padding_mask.long() * steps).max(dim=-1).values
@@ -124,8 +124,11 @@ class PeAudioEncoder(PeTransformerEncoder):
         self,
         input_values: torch.Tensor,
         padding_mask: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-    ) -> PeAudioEncoderOutput:
+        *,
+        output_hidden_states: bool | int | list[int] | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> PeAudioEncoderOutput | tuple:
         """Encode a batch of waveforms.
 
         Args:
@@ -133,20 +136,29 @@ class PeAudioEncoder(PeTransformerEncoder):
                 finite (NaN/Inf, padding included, is a ``ValueError``); what padding holds does not matter.
             padding_mask: ``(B, L)`` with 1/True for real samples and 0/False for padding; each clip needs
                 at least one real sample (an all-padding clip is a ``ValueError``).
-            output_hidden_states: also return the input of the first layer and every layer's output.
+            output_hidden_states: also return the input of the first layer and every layer's output (True),
+                or those of the given indices; None: ``config.output_hidden_states``.
+            output_attentions: also return each layer's attention probabilities ``(B, heads, T + 1, T + 1)``
+                (computed eagerly); None: ``config.output_attentions``.
+            return_dict: False returns ``output.to_tuple()``; None: ``config.return_dict``.
 
         Returns:
             :class:`PeAudioEncoderOutput` with ``last_hidden_state`` ``(B, T, C)``, ``pooler_output``
             ``(B, C)`` and ``output_mask`` ``(B, T)`` (same dtype as ``padding_mask``).
         """
+        recorder = self.recorder(
+            call_option(output_hidden_states, self.config, "output_hidden_states"),
+            call_option(output_attentions, self.config, "output_attentions"),
+        )
         input_values = check_waveform(input_values, self.dtype, self.device)
         mask = check_padding_mask(padding_mask, "padding_mask", input_values.shape[0], input_values.shape[-1], self.device)
         check_each_has_valid(mask, "padding_mask", "clip", "sample")
         inputs_embeds, token_mask = self.embedder(input_values, mask)
-        hidden_states, all_hidden = self.encode(inputs_embeds, token_mask, output_hidden_states)
-        return PeAudioEncoderOutput(
+        hidden_states = self.encode(inputs_embeds, token_mask, recorder)
+        output = PeAudioEncoderOutput(
             last_hidden_state=hidden_states[:, 1:],
             pooler_output=hidden_states[:, 0],
-            hidden_states=all_hidden,
             output_mask=None if token_mask is None else token_mask.to(padding_mask.dtype),
         )
+        recorder.attach(output, hidden_states[:, 1:])
+        return finish(output, call_option(return_dict, self.config, "return_dict"))

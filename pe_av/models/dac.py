@@ -161,6 +161,7 @@ class DacEncoder(BackendModule):
         self.block = nn.ModuleList(
             DacEncoderBlock(width * 2**i, stride) for i, stride in enumerate(config.downsampling_ratios, start=1)
         )
+        self.hop_length = math.prod(config.downsampling_ratios)
         self.snake1 = Snake1d(config.hidden_size)
         self.conv2 = nn.Conv1d(config.hidden_size, config.hidden_size, kernel_size=3, padding=1)
 
@@ -180,7 +181,7 @@ class DacEncoder(BackendModule):
         else:
             x = self._blocks_streamed(waveform, lengths)
         if lengths is not None:
-            x = x * _time_mask(lengths // math.prod(b.conv1.stride[0] for b in self.block), x)
+            x = x * _time_mask(lengths // self.hop_length, x)
         return self.conv2(self.snake1(x))
 
     def _blocks(self, waveform: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:

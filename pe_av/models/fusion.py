@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from ..config import PeAudioVideoEncoderConfig
 from ..ops import LayerNorm, Linear
 from .audio import PeAudioEncoder
-from .inputs import check_right_padded
-from .outputs import PeAudioVideoEncoderOutput
+from .inputs import check_right_padded, tracing
+from .outputs import PeAudioVideoEncoderOutput, call_option, finish
 from .pe_transformer import PeTransformerEncoder
 from .video import PeVideoEncoder
 
@@ -36,24 +36,28 @@ def align_video_to_audio(
 
     Without padding in either modality the whole batch is resampled at once. Otherwise each sample's
     valid frames are stretched over its valid audio tokens and the padded audio positions get zeros.
+    Both give ``F.interpolate(mode="nearest")``'s source frames: ``floor(i · in / out)`` in float32.
+    While tracing, masks always take the per-sample path (same numbers on unpadded batches).
     """
-    batch, frames, _ = video.shape
-    padded = (video_mask is not None and not bool(video_mask.all())) or (
-        audio_mask is not None and not bool(audio_mask.all())
-    )
+    batch, frames, width = video.shape
+    if video_mask is None and audio_mask is None:
+        padded = False
+    else:
+        padded = tracing() or any(m is not None and not bool(m.all()) for m in (video_mask, audio_mask))
     if not padded:
         if frames == audio_len:
             return video
         return F.interpolate(video.transpose(1, 2), size=audio_len, mode="nearest").transpose(1, 2)
-    video_lengths = video_mask.sum(-1).tolist() if video_mask is not None else [frames] * batch
-    audio_lengths = audio_mask.sum(-1).tolist() if audio_mask is not None else [audio_len] * batch
-    aligned = video.new_zeros(batch, audio_len, video.shape[-1])
-    for i, (n_video, n_audio) in enumerate(zip(video_lengths, audio_lengths)):
-        if n_video == 0 or n_audio == 0:
-            continue
-        valid = video[i : i + 1, :n_video].transpose(1, 2)
-        aligned[i, :n_audio] = F.interpolate(valid, size=n_audio, mode="nearest")[0].transpose(0, 1)
-    return aligned
+    full = torch.ones(batch, dtype=torch.long, device=video.device)
+    video_lengths = video_mask.long().sum(-1) if video_mask is not None else full * frames
+    audio_lengths = audio_mask.long().sum(-1) if audio_mask is not None else full * audio_len
+    steps = torch.arange(audio_len, device=video.device)
+    scale = video_lengths.float() / audio_lengths.clamp(min=1).float()  # as interpolate: float32 in / out
+    source = torch.floor(steps[None, :].float() * scale[:, None]).long()
+    source = torch.minimum(source, (video_lengths - 1).clamp(min=0)[:, None])
+    aligned = video.gather(1, source[:, :, None].expand(batch, audio_len, width))
+    keep = (steps[None, :] < audio_lengths[:, None]) & (video_lengths[:, None] > 0)
+    return torch.where(keep[:, :, None], aligned, torch.zeros((), dtype=video.dtype, device=video.device))
 
 
 class PeAudioVideoEncoderEmbedder(nn.Module):
@@ -78,12 +82,10 @@ class PeAudioVideoEncoderEmbedder(nn.Module):
         pixel_values_videos: torch.Tensor,
         padding_mask: torch.Tensor | None,
         padding_mask_videos: torch.Tensor | None,
-        output_hidden_states: bool,
     ):
-        audio_output = self.audio_encoder(input_values, padding_mask, output_hidden_states=output_hidden_states)
-        video_output = self.video_encoder(
-            pixel_values_videos, padding_mask_videos, output_hidden_states=output_hidden_states
-        )
+        # the encoders get no output options: their own configs decide, as in transformers
+        audio_output = self.audio_encoder(input_values, padding_mask, return_dict=True)
+        video_output = self.video_encoder(pixel_values_videos, padding_mask_videos, return_dict=True)
         audio_mask = None if audio_output.output_mask is None else audio_output.output_mask.bool()
         video_mask = None if padding_mask_videos is None else padding_mask_videos.bool()
         audio_hidden = audio_output.last_hidden_state
@@ -121,8 +123,11 @@ class PeAudioVideoEncoder(PeTransformerEncoder):
         pixel_values_videos: torch.Tensor,
         padding_mask: torch.Tensor | None = None,
         padding_mask_videos: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-    ) -> PeAudioVideoEncoderOutput:
+        *,
+        output_hidden_states: bool | int | list[int] | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> PeAudioVideoEncoderOutput | tuple:
         """Encode paired audio and video.
 
         Args:
@@ -130,12 +135,19 @@ class PeAudioVideoEncoder(PeTransformerEncoder):
             pixel_values_videos: ``(B, F, 3, H, W)`` frames; ``padding_mask_videos``: ``(B, F)``, 1 = real frame.
                 Both masks must be right-padded (1s, then 0s; a ``ValueError`` otherwise): each clip's
                 valid frames are stretched over its valid audio tokens by count.
-            output_hidden_states: also return every layer's hidden states (of all three encoders).
+            output_hidden_states / output_attentions: the fusion layers' hidden states / attention
+                probabilities (None: this config's). The audio and video encoders' outputs carry theirs
+                only when ``audio_config`` / ``video_config`` ask for them, as in transformers.
+            return_dict: False returns ``output.to_tuple()``; None: ``config.return_dict``.
 
         Returns:
             :class:`PeAudioVideoEncoderOutput`: ``last_hidden_state`` ``(B, T_audio, C)``,
             ``pooler_output`` ``(B, C)``, and the two encoders' outputs.
         """
+        recorder = self.recorder(
+            call_option(output_hidden_states, self.config, "output_hidden_states"),
+            call_option(output_attentions, self.config, "output_attentions"),
+        )
         if isinstance(input_values, torch.Tensor) and isinstance(pixel_values_videos, torch.Tensor):
             # inputs of a wrong rank get their encoder's own message instead
             ranks_ok = input_values.dim() in (2, 3) and pixel_values_videos.dim() == 5
@@ -148,13 +160,14 @@ class PeAudioVideoEncoder(PeTransformerEncoder):
         check_right_padded(padding_mask, "padding_mask", why)
         check_right_padded(padding_mask_videos, "padding_mask_videos", why)
         inputs_embeds, mask, audio_output, video_output = self.embedder(
-            input_values, pixel_values_videos, padding_mask, padding_mask_videos, output_hidden_states
+            input_values, pixel_values_videos, padding_mask, padding_mask_videos
         )
-        hidden_states, all_hidden = self.encode(inputs_embeds, mask, output_hidden_states)
-        return PeAudioVideoEncoderOutput(
+        hidden_states = self.encode(inputs_embeds, mask, recorder)
+        output = PeAudioVideoEncoderOutput(
             last_hidden_state=hidden_states[:, 1:],
             pooler_output=hidden_states[:, 0],
-            hidden_states=all_hidden,
             audio_model_output=audio_output,
             video_model_output=video_output,
         )
+        recorder.attach(output, hidden_states[:, 1:])
+        return finish(output, call_option(return_dict, self.config, "return_dict"))

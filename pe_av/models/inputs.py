@@ -15,11 +15,25 @@ device, values) whose message names the argument and the expected form. Decision
   must have a real token 0 (its embedding), and the audio-video fusion needs right-padded masks (it
   aligns clips by count); a mask given without its input is an error.
 - Inputs of several modalities that are paired must agree on the batch size (:func:`check_same_batch`).
+
+Tracing (``torch.compile``, ``torch.export``): **checks of values run only eagerly; shape/type checks
+always.** While :func:`tracing` is True, tensors have no values to test, so every check that reads
+them (NaN/Inf, 0/1 masks, all-padding rows, left padding, token id range) is skipped, and the models'
+data-dependent shortcuts (an all-ones mask treated as no mask, skipping padded frames, per-sample
+alignment only when there is padding) take their general path, which gives the same numbers. Types,
+ranks, shapes, dtypes and devices are Python facts of the traced call and stay checked. Validate
+inputs eagerly (one eager call) before feeding a compiled or exported model data you do not trust.
 """
 
 from __future__ import annotations
 
 import torch
+
+
+def tracing() -> bool:
+    """Whether ``torch.compile`` or ``torch.export`` is tracing this call (tensor values are unknown)."""
+    is_exporting = getattr(torch.compiler, "is_exporting", None)
+    return torch.compiler.is_compiling() or (is_exporting is not None and is_exporting())
 
 
 def describe_type(value: object) -> str:
@@ -32,7 +46,7 @@ def describe_type(value: object) -> str:
 
 def check_finite(tensor: torch.Tensor, name: str) -> torch.Tensor:
     """Raise a ``ValueError`` naming the samples of ``tensor`` (batch-first) that hold NaN or Inf."""
-    if tensor.is_floating_point() and tensor.device.type != "meta":
+    if tensor.is_floating_point() and tensor.device.type != "meta" and not tracing():
         finite = torch.isfinite(tensor)
         if not bool(finite.all()):
             bad = (~finite).flatten(1).any(dim=1).nonzero().flatten().tolist()
@@ -81,14 +95,14 @@ def check_padding_mask(
         return mask
     if mask.is_complex():
         raise TypeError(f"{name} must be bool, integer or float 0/1 values, got dtype {mask.dtype}")
-    if bool(((mask != 0) & (mask != 1)).any()):
+    if not tracing() and bool(((mask != 0) & (mask != 1)).any()):
         raise ValueError(f"{name} must contain only 0 and 1 (1 = keep), got other values")
     return mask != 0
 
 
 def check_each_has_valid(mask: torch.Tensor | None, name: str, item: str, unit: str) -> None:
     """Raise when a row of the bool ``mask`` has no valid position (an all-padding ``item``)."""
-    if mask is None:
+    if mask is None or tracing():
         return
     empty = ~mask.any(dim=1)
     if bool(empty.any()):
@@ -100,7 +114,7 @@ def check_each_has_valid(mask: torch.Tensor | None, name: str, item: str, unit: 
 
 def check_starts_valid(mask: torch.Tensor | None, name: str, item: str, why: str) -> None:
     """Raise when position 0 of a row of the bool ``mask`` is padding (e.g. left-padded text)."""
-    if mask is None:
+    if mask is None or tracing():
         return
     padded = ~mask[:, 0]
     if bool(padded.any()):
@@ -114,6 +128,8 @@ def check_right_padded(mask: object, name: str, why: str) -> None:
     Anything that is not a 2-D tensor is left to the full checks of the encoder that receives it.
     """
     if not isinstance(mask, torch.Tensor) or mask.dim() != 2 or mask.device.type == "meta" or mask.is_complex():
+        return
+    if tracing():
         return
     valid = mask != 0
     holes = valid[:, 1:] & ~valid[:, :-1]

@@ -1,4 +1,20 @@
-"""Output dataclasses, with transformers' field names. Absent fields are ``None``."""
+"""Output dataclasses, with transformers' field names. Absent fields are ``None``.
+
+Also the call options transformers' forwards take, resolved as transformers 5 resolves them
+(:func:`call_option`, :class:`Recorder`, :func:`finish`):
+
+- ``return_dict``, ``output_hidden_states``, ``output_attentions``: the call's value, or when it is
+  None the model's own config (``config.<name>``, else ``config.extra[<name>]``), else ``True`` /
+  ``False`` / ``False``. Each model consults its own config: sub-encoders called by an encoder (the
+  fusion encoder's audio and video encoders) get no options from the call, so their configs decide.
+- ``output_hidden_states``: True for all, an int or a list of ints for those indices (negative ones
+  count from the end; the others are None), as transformers' capture does. The last entry, when
+  recorded, is the final ``last_hidden_state``. ``hidden_states`` then ``attentions`` are set after
+  the output's other fields, so their keys (and tuple positions) come last, as transformers adds them.
+- ``return_dict=False`` returns ``output.to_tuple()``.
+- One deliberate difference: an explicit ``None`` means "use the config" here; transformers' encoders
+  read an explicitly passed ``output_hidden_states=None`` as False.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +30,16 @@ class ModelOutput(OrderedDict):
     """A dataclass that is also an ordered dict of its set (non-None) fields, as transformers' ``ModelOutput``.
 
     ``out.name`` reads any field; ``out["name"]``, ``"name" in out``, iteration, ``len``, ``keys`` /
-    ``values`` / ``items`` see only the fields that are set, in declaration order; ``out[0]`` and
-    ``out[:2]`` index :meth:`to_tuple`. Setting a field (``out.loss = x`` or ``out["loss"] = x``) keeps
+    ``values`` / ``items`` see only the fields that are set, in the order they were set (declaration
+    order for the constructor's), as transformers' do; ``out[0]`` and ``out[:2]`` index :meth:`to_tuple`. Setting a field (``out.loss = x`` or ``out["loss"] = x``) keeps
     both views in step. Removing keys (``del``, ``pop``, ``update``, ``setdefault``) is refused, as in
     transformers. ``_tuple_nested`` names fields whose outputs :meth:`to_tuple` turns into tuples too
     (transformers does so for some classes and not others; we follow it class by class).
     """
 
     _tuple_nested: ClassVar[tuple[str, ...]] = ()
+    #: pe_av additions transformers' class lacks: attributes only, never keys (dict and tuple views stay transformers')
+    _attribute_only: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -30,7 +48,7 @@ class ModelOutput(OrderedDict):
     def __post_init__(self) -> None:
         for field in fields(self):
             value = self.__dict__.get(field.name)
-            if value is not None:
+            if value is not None and field.name not in self._attribute_only:
                 super().__setitem__(field.name, value)
 
     def __getitem__(self, key: Any) -> Any:
@@ -43,7 +61,7 @@ class ModelOutput(OrderedDict):
         raise TypeError(f"index {type(self).__name__} by field name, int or slice, got {type(key).__name__}")
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in self.__dataclass_fields__ and value is not None:
+        if name in self.__dataclass_fields__ and value is not None and name not in self._attribute_only:
             super().__setitem__(name, value)
         super().__setattr__(name, value)
 
@@ -57,8 +75,8 @@ class ModelOutput(OrderedDict):
     __delitem__ = pop = popitem = update = setdefault = _refuse
 
     def __reduce__(self):
-        # pickle/copy through the dataclass constructor, so both views are rebuilt
-        return type(self), tuple(getattr(self, field.name) for field in fields(self))
+        # pickle/copy by setting the fields again in key order, so both views (and the order) are rebuilt
+        return _rebuild, (type(self), _fields_in_order(self))
 
     def to_tuple(self) -> tuple[Any, ...]:
         """The set fields' values in order (nested outputs named by ``_tuple_nested`` as tuples too)."""
@@ -68,17 +86,33 @@ class ModelOutput(OrderedDict):
         )
 
 
+def _fields_in_order(output: ModelOutput) -> list[tuple[str, Any]]:
+    """The set keys in order, then the set attribute-only fields."""
+    extra = [(name, getattr(output, name)) for name in output._attribute_only if getattr(output, name) is not None]
+    return list(output.items()) + extra
+
+
+def _rebuild(cls: type[ModelOutput], pairs: Any) -> ModelOutput:
+    """An output of ``cls`` with ``pairs`` set in order (keys keep that order, as transformers' do)."""
+    output = cls()
+    for name, value in pairs:
+        setattr(output, name, value)
+    return output
+
+
 def _register_pytree(cls: type[ModelOutput]) -> None:
     """Make an output class a pytree node (``torch.export``, DDP's static graph, ``torch.compile``)."""
 
     def flatten(output: ModelOutput) -> tuple[list[Any], list[str]]:
-        return list(output.values()), list(output.keys())
+        pairs = _fields_in_order(output)
+        return [v for _, v in pairs], [k for k, _ in pairs]
 
     def unflatten(values: Any, keys: Any) -> ModelOutput:
-        return cls(**dict(zip(keys, values)))
+        return _rebuild(cls, zip(keys, values))
 
     def flatten_with_keys(output: ModelOutput):
-        return [(pytree.MappingKey(k), v) for k, v in output.items()], list(output.keys())
+        pairs = _fields_in_order(output)
+        return [(pytree.MappingKey(k), v) for k, v in pairs], [k for k, _ in pairs]
 
     try:
         pytree.register_pytree_node(
@@ -90,10 +124,26 @@ def _register_pytree(cls: type[ModelOutput]) -> None:
 
 
 @dataclass
+class BaseModelOutput(ModelOutput):
+    """Output of :class:`~pe_av.models.text.ModernBertModel` (transformers' ``BaseModelOutput``).
+
+    ``pooler_output`` (the text embedding) is a pe_av addition: an attribute, not a key, so the dict
+    and tuple views are transformers'.
+    """
+
+    last_hidden_state: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor | None, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    pooler_output: torch.Tensor | None = None
+
+    _attribute_only: ClassVar[tuple[str, ...]] = ("pooler_output",)
+
+
+@dataclass
 class BaseModelOutputWithPooling(ModelOutput):
     last_hidden_state: torch.Tensor | None = None
     pooler_output: torch.Tensor | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
+    hidden_states: tuple[torch.Tensor | None, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
 
 
@@ -125,7 +175,7 @@ class PeAudioOutput(ModelOutput):
     logits_audio_text: torch.Tensor | None = None
     text_audio_embeds: torch.Tensor | None = None
     audio_embeds: torch.Tensor | None = None
-    text_outputs: BaseModelOutputWithPooling | None = None
+    text_outputs: BaseModelOutput | None = None
     audio_outputs: PeAudioEncoderOutput | None = None
 
     _tuple_nested: ClassVar[tuple[str, ...]] = ("text_outputs", "audio_outputs")
@@ -133,11 +183,13 @@ class PeAudioOutput(ModelOutput):
 
 @dataclass
 class ImageClassifierOutput(ModelOutput):
-    """Output of :class:`PeVisionModel`: ``logits`` ``(N, num_classes)`` of the ViT's classifier head."""
+    """Output of :class:`PeVisionModel`: ``logits`` ``(N, num_classes)`` of the ViT's classifier head and,
+    if asked, ``hidden_states``: a list of block outputs ``(N, C, H, W)`` (patch tokens), as timm's
+    ``forward_intermediates`` gives them to transformers."""
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
+    hidden_states: list[torch.Tensor] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
 
 
@@ -154,7 +206,7 @@ class PeVideoOutput(ModelOutput):
     logits_video_text: torch.Tensor | None = None
     text_video_embeds: torch.Tensor | None = None
     video_embeds: torch.Tensor | None = None
-    text_outputs: BaseModelOutputWithPooling | None = None
+    text_outputs: BaseModelOutput | None = None
     video_outputs: BaseModelOutputWithPooling | None = None
 
     _tuple_nested: ClassVar[tuple[str, ...]] = ("text_outputs", "video_outputs")
@@ -197,7 +249,7 @@ class PeAudioVideoOutput(ModelOutput):
     audio_plus_text_embeds: torch.Tensor | None = None
     video_plus_text_embeds: torch.Tensor | None = None
 
-    text_outputs: BaseModelOutputWithPooling | None = None
+    text_outputs: BaseModelOutput | None = None
     audio_outputs: PeAudioEncoderOutput | None = None
     video_outputs: BaseModelOutputWithPooling | None = None
     audio_video_outputs: PeAudioVideoEncoderOutput | None = None
@@ -216,3 +268,69 @@ class PeAudioVideoOutput(ModelOutput):
     audio_plus_text_video_loss: torch.Tensor | None = None
     video_plus_text_audio_loss: torch.Tensor | None = None
     loss: torch.Tensor | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# Call options (see the module docstring)
+
+_OPTION_DEFAULTS = {"return_dict": True, "output_hidden_states": False, "output_attentions": False}
+
+
+def call_option(value: Any, config: Any, name: str) -> Any:
+    """``value``, or when None the config's ``name`` (a field or an ``extra`` key), else the default."""
+    if value is not None:
+        return value
+    configured = getattr(config, name, None)
+    if configured is None:
+        configured = (getattr(config, "extra", None) or {}).get(name)
+    return _OPTION_DEFAULTS[name] if configured is None else configured
+
+
+def finish(output: ModelOutput, return_dict: bool) -> ModelOutput | tuple[Any, ...]:
+    """``output``, or ``output.to_tuple()`` when ``return_dict`` is False."""
+    return output if return_dict else output.to_tuple()
+
+
+class Recorder:
+    """Collects the hidden states and attention probabilities one forward was asked for.
+
+    ``output_hidden_states``: falsy for none, True for all ``num_states`` (input of the first layer,
+    then each layer's output), an int or a list of ints for those indices only (the others are
+    recorded as None, and never kept). ``output_attentions``: record each layer's probabilities.
+    """
+
+    def __init__(self, output_hidden_states: Any, output_attentions: Any, num_states: int) -> None:
+        self.selected: set[int] | None = None
+        if output_hidden_states and not isinstance(output_hidden_states, bool):
+            chosen = [output_hidden_states] if isinstance(output_hidden_states, int) else list(output_hidden_states)
+            self.selected = {i % num_states for i in chosen if -num_states <= i < num_states}
+        self.states: list[torch.Tensor | None] | None = [] if output_hidden_states else None
+        self.attentions: list[torch.Tensor] | None = [] if output_attentions else None
+
+    def wants_state(self) -> bool:
+        """Whether the next hidden state is recorded (compute it only then)."""
+        return self.states is not None and (self.selected is None or len(self.states) in self.selected)
+
+    def add_state(self, state: torch.Tensor | None) -> None:
+        """Record the next hidden state (pass None when :meth:`wants_state` is False)."""
+        if self.states is not None:
+            self.states.append(state if self.wants_state() else None)
+
+    def hidden_states(self, last: torch.Tensor) -> tuple[torch.Tensor | None, ...] | None:
+        """The recorded states, the last one (when recorded) replaced by the final ``last``."""
+        if self.states is None:
+            return None
+        states = list(self.states)
+        if states and states[-1] is not None:
+            states[-1] = last
+        return tuple(states)
+
+    def attach(self, output: ModelOutput, last: torch.Tensor) -> ModelOutput:
+        """Set ``hidden_states`` (last one: ``last``) then ``attentions`` on ``output`` when recorded. Set
+        after the other fields, their keys come last, as transformers' capture adds them."""
+        hidden_states = self.hidden_states(last)
+        if hidden_states is not None:
+            output.hidden_states = hidden_states
+        if self.attentions is not None:
+            output.attentions = tuple(self.attentions)
+        return output

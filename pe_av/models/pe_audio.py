@@ -9,8 +9,11 @@ Differences from transformers (each documented where it lives):
 - The frame-level loss is defined (the reference fails to broadcast): see
   :func:`pe_av.models.loss.frame_level_sigmoid_loss`.
 - The text embedding follows ``text_config.text_embedding_layer`` (see :mod:`pe_av.models.text`).
-- ``text_outputs.hidden_states`` is None unless ``output_hidden_states=True``; the reference fills it
-  with Nones and the last hidden state.
+
+Call options as transformers resolves them (see :mod:`pe_av.models.outputs`): ``return_dict`` from the
+call or this config; ``output_hidden_states`` / ``output_attentions`` go to both towers, and when not
+given the audio encoder consults ``audio_config`` while the text tower is asked for its last hidden
+state only (``output_hidden_states=-1``: ``text_outputs.hidden_states`` holds Nones and the last state).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from .audio import PeAudioEncoder
 from .base import PePreTrainedModel
 from .heads import ContrastiveHead, scaled_logits
 from .loss import frame_level_sigmoid_loss, sigmoid_contrastive_loss
-from .outputs import PeAudioOutput
+from .outputs import PeAudioOutput, finish, call_option
 from .text import ModernBertModel
 
 __all__ = ["PeAudioModel", "PeAudioFrameLevelModel"]
@@ -71,7 +74,7 @@ class PeAudioModel(PePreTrainedModel):
 
     def get_audio_embeds(self, input_values: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``(n_audio, D)`` audio embeddings in the audio-text space (as ``forward``'s ``audio_embeds``)."""
-        return self._audio_embeds(self.audio_encoder(input_values, padding_mask))
+        return self._audio_embeds(self.audio_encoder(input_values, padding_mask, return_dict=True))
 
     def _audio_embeds(self, audio_outputs) -> torch.Tensor:
         return self.audio_head(audio_outputs.pooler_output)
@@ -86,8 +89,11 @@ class PeAudioModel(PePreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         padding_mask: torch.Tensor | None = None,
         return_loss: bool = False,
-        output_hidden_states: bool = False,
-    ) -> PeAudioOutput:
+        *,
+        output_hidden_states: bool | int | list[int] | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> PeAudioOutput | tuple:
         """Embed captions and audio clips and score every (clip, caption) pair.
 
         Args:
@@ -95,7 +101,9 @@ class PeAudioModel(PePreTrainedModel):
             input_values: ``(n_audio, 1, L)`` 48 kHz waveforms; ``padding_mask``: ``(n_audio, L)``, 1 = real sample.
             return_loss: also compute the sigmoid contrastive loss (needs ``n_audio == n_text``, pair
                 ``i`` matching).
-            output_hidden_states: also return both towers' hidden states.
+            output_hidden_states / output_attentions: passed to both towers (see the module docstring).
+            return_dict: False returns ``output.to_tuple()`` (the towers' outputs as tuples too);
+                None: ``config.return_dict``.
         """
         if return_loss and isinstance(input_ids, torch.Tensor) and isinstance(input_values, torch.Tensor):
             if input_ids.shape[0] != input_values.shape[0]:
@@ -103,12 +111,13 @@ class PeAudioModel(PePreTrainedModel):
                     f"return_loss=True needs one caption per clip: input_ids has batch {input_ids.shape[0]} "
                     f"but input_values has batch {input_values.shape[0]}"
                 )
-        audio_outputs = self.audio_encoder(input_values, padding_mask, output_hidden_states=output_hidden_states)
-        text_outputs = self.text_model(input_ids, attention_mask, output_hidden_states=output_hidden_states)
+        options = dict(output_attentions=output_attentions, return_dict=True)
+        audio_outputs = self.audio_encoder(input_values, padding_mask, output_hidden_states=output_hidden_states, **options)
+        text_outputs = self.text_model(input_ids, attention_mask, output_hidden_states=output_hidden_states or -1, **options)
         audio_embeds = self._audio_embeds(audio_outputs)
         text_audio_embeds = self.text_audio_head(text_outputs.pooler_output)
         logits = scaled_logits(audio_embeds, text_audio_embeds, self.text_audio_logit_scale, self.text_audio_logit_bias)
-        return PeAudioOutput(
+        output = PeAudioOutput(
             loss=self._loss(logits, audio_outputs) if return_loss else None,
             logits_audio_text=logits,
             text_audio_embeds=text_audio_embeds,
@@ -116,6 +125,7 @@ class PeAudioModel(PePreTrainedModel):
             text_outputs=text_outputs,
             audio_outputs=audio_outputs,
         )
+        return finish(output, call_option(return_dict, self.config, "return_dict"))
 
 
 class PeAudioFrameLevelModel(PeAudioModel):

@@ -14,11 +14,22 @@ Differences from transformers (each fixes a reference defect; numbers are otherw
 - All eight ``get_*_embeds`` helpers work and return exactly what ``forward`` returns; the "plus
   text" ones concatenate audio/video first, as ``forward`` does (the reference's helpers put text first
   and concatenate an output object).
-- Two-modality paths also return the towers' outputs (``audio_outputs`` etc.) where the reference
-  leaves them out.
+- Audio+video without text returns the towers' outputs (``audio_outputs``, ``video_outputs``,
+  ``audio_video_outputs``) when they carry hidden states or attentions that were asked for; the
+  reference computes and drops them (otherwise the fields are the reference's).
+- ``output_hidden_states`` / ``output_attentions`` reach the towers on the text+audio and text+video
+  paths too (the reference does not pass them to its ``PeAudioModel`` / ``PeVideoModel`` there).
+
+Call options as transformers resolves them (see :mod:`pe_av.models.outputs`): ``return_dict`` from
+the call or this config. ``output_hidden_states`` / ``output_attentions`` go to the fusion encoder when
+audio and video are given (None: ``audio_video_config``'s; its audio and video encoders consult their
+own configs), else to the audio or video encoder as their ``PeAudioModel`` / ``PeVideoModel`` would;
+the text tower always gets them, ``output_hidden_states`` defaulting to ``-1`` (its last hidden state).
 """
 
 from __future__ import annotations
+
+from dataclasses import fields
 
 import torch
 import torch.nn as nn
@@ -29,7 +40,7 @@ from .fusion import PeAudioVideoEncoder
 from .heads import ContrastiveHead, scaled_logits
 from .inputs import check_mask_has_input, check_same_batch
 from .loss import sigmoid_contrastive_loss
-from .outputs import AudioVideoEmbeddings, PeAudioVideoOutput
+from .outputs import AudioVideoEmbeddings, ModelOutput, PeAudioVideoOutput, call_option, finish
 from .pe_audio import PeAudioModel
 from .pe_video import PeVideoModel
 from .text import ModernBertModel
@@ -117,7 +128,9 @@ class PeAudioVideoModel(PePreTrainedModel):
         return_video_embeds: bool = False,
     ) -> AudioVideoEmbeddings:
         """Joint audio-video embeddings, optionally with the audio and video embeddings of the same pass."""
-        outputs = self.audio_video_encoder(input_values, pixel_values_videos, padding_mask, padding_mask_videos)
+        outputs = self.audio_video_encoder(
+            input_values, pixel_values_videos, padding_mask, padding_mask_videos, return_dict=True
+        )
         return AudioVideoEmbeddings(
             audio_embeds=self.audio_model.audio_head(outputs.audio_model_output.pooler_output)
             if return_audio_embeds
@@ -137,7 +150,7 @@ class PeAudioVideoModel(PePreTrainedModel):
     ) -> torch.Tensor:
         """Embeddings of (audio, caption) pairs, scored against videos (``forward``'s ``audio_plus_text_embeds``)."""
         check_same_batch("get_audio_plus_text_embeds", input_ids=input_ids, input_values=input_values)
-        audio = self.audio_model.audio_encoder(input_values, padding_mask).pooler_output
+        audio = self.audio_model.audio_encoder(input_values, padding_mask, return_dict=True).pooler_output
         text = self.text_model.text_embedding(input_ids, attention_mask)
         return self.audio_plus_text_head(torch.cat([audio, text], dim=-1))
 
@@ -150,7 +163,7 @@ class PeAudioVideoModel(PePreTrainedModel):
     ) -> torch.Tensor:
         """Embeddings of (video, caption) pairs, scored against audio (``forward``'s ``video_plus_text_embeds``)."""
         check_same_batch("get_video_plus_text_embeds", input_ids=input_ids, pixel_values_videos=pixel_values_videos)
-        video = self.video_model.video_encoder(pixel_values_videos, padding_mask_videos).pooler_output
+        video = self.video_model.video_encoder(pixel_values_videos, padding_mask_videos, return_dict=True).pooler_output
         text = self.text_model.text_embedding(input_ids, attention_mask)
         return self.video_plus_text_head(torch.cat([video, text], dim=-1))
 
@@ -165,8 +178,11 @@ class PeAudioVideoModel(PePreTrainedModel):
         padding_mask_videos: torch.Tensor | None = None,
         padding_mask: torch.Tensor | None = None,
         return_loss: bool = False,
-        output_hidden_states: bool = False,
-    ) -> PeAudioVideoOutput:
+        *,
+        output_hidden_states: bool | int | list[int] | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> PeAudioVideoOutput | tuple:
         """Embed the given modalities and score every pair they define.
 
         Args:
@@ -175,7 +191,9 @@ class PeAudioVideoModel(PePreTrainedModel):
             input_values / padding_mask: ``(n_audio, 1, L)`` 48 kHz waveforms and ``(n_audio, L)`` mask.
             return_loss: compute the sigmoid contrastive loss of every pair (needs two modalities and
                 equal batch sizes: item ``i`` of each is one sample).
-            output_hidden_states: also return the towers' hidden states.
+            output_hidden_states / output_attentions: the towers' hidden states / attention
+                probabilities (see the module docstring for which tower gets them).
+            return_dict: False returns ``output.to_tuple()``; None: ``config.return_dict``.
 
         Two or more modalities are paired samples and need one batch size (a ``ValueError`` otherwise):
         audio with video is fused clip by clip, and text with audio or video also gives the "plus text"
@@ -197,50 +215,52 @@ class PeAudioVideoModel(PePreTrainedModel):
         )
 
         out = PeAudioVideoOutput()
-        text_embeds = None
+        records = dict(output_hidden_states=output_hidden_states, output_attentions=output_attentions, return_dict=True)
+        text_embeds = audio_outputs = video_outputs = None
         if has_text:
-            out.text_outputs = self.text_model(input_ids, attention_mask, output_hidden_states=output_hidden_states)
+            text_options = dict(records, output_hidden_states=output_hidden_states or -1)
+            out.text_outputs = self.text_model(input_ids, attention_mask, **text_options)
             text_embeds = out.text_outputs.pooler_output
         if has_audio and has_video:
-            out.audio_video_outputs = self.audio_video_encoder(
-                input_values, pixel_values_videos, padding_mask, padding_mask_videos, output_hidden_states
-            )
-            out.audio_outputs = out.audio_video_outputs.audio_model_output
-            out.video_outputs = out.audio_video_outputs.video_model_output
-            out.audio_video_embeds = self.audio_video_head(out.audio_video_outputs.pooler_output)
-        elif has_audio:
-            out.audio_outputs = self.audio_model.audio_encoder(
-                input_values, padding_mask, output_hidden_states=output_hidden_states
-            )
-        elif has_video:
-            out.video_outputs = self.video_model.video_encoder(
-                pixel_values_videos, padding_mask_videos, output_hidden_states=output_hidden_states
-            )
-        if has_audio:
-            out.audio_embeds = self.audio_model.audio_head(out.audio_outputs.pooler_output)
-        if has_video:
-            out.video_embeds = self.video_model.video_head(out.video_outputs.pooler_output)
+            fused = self.audio_video_encoder(input_values, pixel_values_videos, padding_mask, padding_mask_videos, **records)
+            audio_outputs, video_outputs = fused.audio_model_output, fused.video_model_output
+            if has_text or any(_records(o) for o in (fused, audio_outputs, video_outputs)):
+                out.audio_video_outputs, out.audio_outputs, out.video_outputs = fused, audio_outputs, video_outputs
+            out.audio_video_embeds = self.audio_video_head(fused.pooler_output)
+        else:
+            if has_audio:
+                audio_outputs = self.audio_model.audio_encoder(input_values, padding_mask, **records)
+            if has_video:
+                video_outputs = self.video_model.video_encoder(pixel_values_videos, padding_mask_videos, **records)
+            out.audio_outputs, out.video_outputs = audio_outputs, video_outputs
+        if audio_outputs is not None:
+            out.audio_embeds = self.audio_model.audio_head(audio_outputs.pooler_output)
+        if video_outputs is not None:
+            out.video_embeds = self.video_model.video_head(video_outputs.pooler_output)
         if has_text:
-            self._text_side(out, text_embeds, text_only=given == 1)
+            self._text_side(out, text_embeds, given == 1, audio_outputs, video_outputs)
         self._pair_logits(out)
         if return_loss:
             self._losses(out)
-        return out
+        # rebuilt so that its keys are in declaration order, as transformers builds it (set fields were appended)
+        out = PeAudioVideoOutput(**{field.name: getattr(out, field.name) for field in fields(out)})
+        return finish(out, call_option(return_dict, self.config, "return_dict"))
 
-    def _text_side(self, out: PeAudioVideoOutput, text_embeds: torch.Tensor, text_only: bool) -> None:
-        """Text embeddings for each space the other given modalities live in (all of them for text alone)."""
+    def _text_side(self, out: PeAudioVideoOutput, text_embeds: torch.Tensor, text_only: bool, audio, video) -> None:
+        """Text embeddings for each space the other given modalities live in (all of them for text alone),
+        and the "plus text" embeddings with the ``audio`` / ``video`` encoder outputs (None if not given)."""
         if out.audio_embeds is not None or text_only:
             out.text_audio_embeds = self.audio_model.text_audio_head(text_embeds)
         if out.video_embeds is not None or text_only:
             out.text_video_embeds = self.video_model.text_video_head(text_embeds)
         if out.audio_video_embeds is not None or text_only:
             out.text_audio_video_embeds = self.text_audio_video_head(text_embeds)
-        if out.audio_embeds is not None:
-            audio = out.audio_outputs.pooler_output
-            out.audio_plus_text_embeds = self.audio_plus_text_head(torch.cat([audio, text_embeds], dim=-1))
-        if out.video_embeds is not None:
-            video = out.video_outputs.pooler_output
-            out.video_plus_text_embeds = self.video_plus_text_head(torch.cat([video, text_embeds], dim=-1))
+        if audio is not None:
+            pooled = audio.pooler_output
+            out.audio_plus_text_embeds = self.audio_plus_text_head(torch.cat([pooled, text_embeds], dim=-1))
+        if video is not None:
+            pooled = video.pooler_output
+            out.video_plus_text_embeds = self.video_plus_text_head(torch.cat([pooled, text_embeds], dim=-1))
 
     def _pair_logits(self, out: PeAudioVideoOutput) -> None:
         audio_model, video_model = self.audio_model, self.video_model
@@ -287,3 +307,8 @@ class PeAudioVideoModel(PePreTrainedModel):
                 setattr(out, name, loss)
                 total = loss if total is None else total + loss
         out.loss = total
+
+
+def _records(output: ModelOutput) -> bool:
+    """Whether ``output`` carries hidden states or attentions."""
+    return output.hidden_states is not None or output.attentions is not None

@@ -14,7 +14,10 @@ import torch.nn.functional as F
 from ..config import PeTransformerConfig
 from ..dispatch import BackendModule
 from ..ops import Linear, RMSNorm, rope_attention, rope_cos_sin, swiglu
+from ..ops.attention import with_probabilities
 from .base import PePreTrainedModel
+from .inputs import tracing
+from .outputs import Recorder
 
 
 class MaskedGroupNorm(nn.GroupNorm):
@@ -124,14 +127,34 @@ class PeAttention(BackendModule):
     ) -> torch.Tensor:
         """``hidden_states`` (B, T, C), rotary tables (T, head_dim / 2), mask (B, T) True = keep."""
         batch, seq, _ = hidden_states.shape
+        out = self.run(rope_attention, *self._inputs(hidden_states, cos, sin, key_padding_mask), **self._options())
+        return self.o_proj(out.reshape(batch, seq, self.num_heads * self.head_dim))
+
+    def forward_with_probs(
+        self,
+        hidden_states: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` and the attention probabilities ``(B, num_heads, T, T)``, computed eagerly
+        (see :func:`pe_av.ops.attention.with_probabilities`)."""
+        batch, seq, _ = hidden_states.shape
+        out, probs = with_probabilities(
+            rope_attention, self.backend, *self._inputs(hidden_states, cos, sin, key_padding_mask),
+            caller=type(self).__name__, **self._options(),
+        )
+        return self.o_proj(out.reshape(batch, seq, self.num_heads * self.head_dim)), probs
+
+    def _inputs(self, hidden_states, cos, sin, key_padding_mask) -> tuple:
+        batch, seq, _ = hidden_states.shape
         q = self.q_proj(hidden_states).view(batch, seq, self.num_heads, self.head_dim)
         k = self.k_proj(hidden_states).view(batch, seq, self.num_kv_heads, self.head_dim)
         v = self.v_proj(hidden_states).view(batch, seq, self.num_kv_heads, self.head_dim)
-        out = self.run(
-            rope_attention, q, k, v, self.q_norm.weight, self.k_norm.weight, cos, sin, key_padding_mask,
-            eps=self.q_norm.eps, scale=self.scale,
-        )
-        return self.o_proj(out.reshape(batch, seq, self.num_heads * self.head_dim))
+        return q, k, v, self.q_norm.weight, self.k_norm.weight, cos, sin, key_padding_mask
+
+    def _options(self) -> dict:
+        return {"eps": self.q_norm.eps, "scale": self.scale}
 
 
 class SwiGLUMLP(BackendModule):
@@ -176,14 +199,20 @@ class PeTransformerLayer(nn.Module):
         sin: torch.Tensor,
         key_padding_mask: torch.Tensor | None,
         residual: torch.Tensor | None = None,
+        attentions: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns ``(mlp_out, residual)``, whose sum is the layer's output. The layer's input is
-        ``hidden_states``, or ``hidden_states + residual`` when the previous layer's pair is passed on."""
+        ``hidden_states``, or ``hidden_states + residual`` when the previous layer's pair is passed on.
+        With an ``attentions`` list, the attention probabilities are appended to it."""
         if residual is None:
             normed, residual = self.input_layernorm(hidden_states), hidden_states
         else:
             normed, residual = self.input_layernorm(hidden_states, residual)
-        attn_out = self.self_attn(normed, cos, sin, key_padding_mask)
+        if attentions is None:
+            attn_out = self.self_attn(normed, cos, sin, key_padding_mask)
+        else:
+            attn_out, probs = self.self_attn.forward_with_probs(normed, cos, sin, key_padding_mask)
+            attentions.append(probs)
         normed, residual = self.post_attention_layernorm(attn_out, residual)
         return self.mlp(normed), residual
 
@@ -204,37 +233,36 @@ class PeTransformerEncoder(PePreTrainedModel):
         self._head_dim = config.head_dim
         self._rope_theta = config.rope_theta
 
+    def recorder(self, output_hidden_states: object, output_attentions: object) -> Recorder:
+        """A :class:`Recorder` for this stack's ``num_hidden_layers + 1`` hidden states."""
+        return Recorder(output_hidden_states, output_attentions, len(self.layers) + 1)
+
     def encode(
         self,
         inputs_embeds: torch.Tensor,
         padding_mask: torch.Tensor | None,
-        output_hidden_states: bool = False,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        recorder: Recorder | None = None,
+    ) -> torch.Tensor:
         """Run the stack on ``inputs_embeds`` ``(B, T, C)`` with ``padding_mask`` ``(B, T)`` bool or None.
 
-        Returns the ``(B, T + 1, C)`` output (class token first) and, if asked, the hidden state
-        entering the first layer followed by every layer's output, the last one replaced by the final
-        ``last_hidden_state`` as transformers does.
+        Returns the ``(B, T + 1, C)`` output (class token first). A ``recorder`` receives the hidden
+        state entering the first layer, every layer's output and each layer's attention probabilities
+        (``(B, heads, T + 1, T + 1)``); its last hidden state is the final ``last_hidden_state``.
         """
-        if padding_mask is not None and bool(padding_mask.all()):
+        if padding_mask is not None and not tracing() and bool(padding_mask.all()):
             padding_mask = None  # nothing to mask: plain GroupNorm and unmasked (faster) attention
         hidden_states, mask = self.patch_embedder(inputs_embeds, padding_mask)
         cos, sin = rope_cos_sin(
             hidden_states.shape[1], self._head_dim, self._rope_theta, hidden_states.device, hidden_states.dtype
         )
-        all_hidden: list[torch.Tensor] | None = [hidden_states] if output_hidden_states else None
+        recorder = recorder if recorder is not None else Recorder(False, False, 1)
+        recorder.add_state(hidden_states if recorder.wants_state() else None)
         residual = None
         for layer in self.layers:
-            hidden_states, residual = layer(hidden_states, cos, sin, mask, residual)
-            if all_hidden is not None:
-                all_hidden.append(hidden_states + residual)
+            hidden_states, residual = layer(hidden_states, cos, sin, mask, residual, recorder.attentions)
+            recorder.add_state(hidden_states + residual if recorder.wants_state() else None)
         if residual is None:  # no layers
             hidden_states = self.norm(hidden_states)
         else:
             hidden_states, _ = self.norm(hidden_states, residual)
-        hidden_states = self.output(hidden_states)
-        if all_hidden is None:
-            return hidden_states, None
-        # transformers reports the final last_hidden_state (normed, projected, class token removed) as the last entry
-        all_hidden[-1] = hidden_states[:, 1:]
-        return hidden_states, tuple(all_hidden)
+        return self.output(hidden_states)

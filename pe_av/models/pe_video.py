@@ -7,6 +7,10 @@ Differences from transformers (each documented where it lives):
 - ``get_video_embeds`` / ``get_text_video_embeds`` exist and return what ``forward`` returns (the
   reference defines its helpers inside ``__init__``, so they do not).
 - The encoder's own differences (chunked ViT, padded frames) are listed in :mod:`pe_av.models.video`.
+
+Call options as in :mod:`pe_av.models.pe_audio`: ``return_dict`` from the call or this config;
+``output_hidden_states`` / ``output_attentions`` go to both towers, and when not given the video
+encoder consults ``video_config`` while the text tower is asked for its last hidden state only.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from ..config import PeVideoConfig
 from .base import PePreTrainedModel
 from .heads import ContrastiveHead, scaled_logits
 from .loss import sigmoid_contrastive_loss
-from .outputs import PeVideoOutput
+from .outputs import PeVideoOutput, call_option, finish
 from .text import ModernBertModel
 from .video import PeVideoEncoder
 
@@ -65,7 +69,8 @@ class PeVideoModel(PePreTrainedModel):
         self, pixel_values_videos: torch.Tensor, padding_mask_videos: torch.Tensor | None = None
     ) -> torch.Tensor:
         """``(n_video, D)`` video embeddings in the video-text space (as ``forward``'s ``video_embeds``)."""
-        return self.video_head(self.video_encoder(pixel_values_videos, padding_mask_videos).pooler_output)
+        outputs = self.video_encoder(pixel_values_videos, padding_mask_videos, return_dict=True)
+        return self.video_head(outputs.pooler_output)
 
     def forward(
         self,
@@ -74,8 +79,11 @@ class PeVideoModel(PePreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         padding_mask_videos: torch.Tensor | None = None,
         return_loss: bool = False,
-        output_hidden_states: bool = False,
-    ) -> PeVideoOutput:
+        *,
+        output_hidden_states: bool | int | list[int] | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> PeVideoOutput | tuple:
         """Embed captions and videos and score every (video, caption) pair.
 
         Args:
@@ -84,7 +92,9 @@ class PeVideoModel(PePreTrainedModel):
                 1 = real frame.
             return_loss: also compute the sigmoid contrastive loss (needs ``n_video == n_text``, pair
                 ``i`` matching).
-            output_hidden_states: also return both towers' hidden states.
+            output_hidden_states / output_attentions: passed to both towers (see the module docstring).
+            return_dict: False returns ``output.to_tuple()`` (the towers' outputs as tuples too);
+                None: ``config.return_dict``.
         """
         if return_loss and isinstance(input_ids, torch.Tensor) and isinstance(pixel_values_videos, torch.Tensor):
             if input_ids.shape[0] != pixel_values_videos.shape[0]:
@@ -92,14 +102,15 @@ class PeVideoModel(PePreTrainedModel):
                     f"return_loss=True needs one caption per video: input_ids has batch {input_ids.shape[0]} "
                     f"but pixel_values_videos has batch {pixel_values_videos.shape[0]}"
                 )
+        options = dict(output_attentions=output_attentions, return_dict=True)
         video_outputs = self.video_encoder(
-            pixel_values_videos, padding_mask_videos, output_hidden_states=output_hidden_states
+            pixel_values_videos, padding_mask_videos, output_hidden_states=output_hidden_states, **options
         )
-        text_outputs = self.text_model(input_ids, attention_mask, output_hidden_states=output_hidden_states)
+        text_outputs = self.text_model(input_ids, attention_mask, output_hidden_states=output_hidden_states or -1, **options)
         video_embeds = self.video_head(video_outputs.pooler_output)
         text_video_embeds = self.text_video_head(text_outputs.pooler_output)
         logits = scaled_logits(video_embeds, text_video_embeds, self.text_video_logit_scale, self.text_video_logit_bias)
-        return PeVideoOutput(
+        output = PeVideoOutput(
             loss=sigmoid_contrastive_loss(logits) if return_loss else None,
             logits_video_text=logits,
             text_video_embeds=text_video_embeds,
@@ -107,3 +118,4 @@ class PeVideoModel(PePreTrainedModel):
             text_outputs=text_outputs,
             video_outputs=video_outputs,
         )
+        return finish(output, call_option(return_dict, self.config, "return_dict"))

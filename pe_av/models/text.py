@@ -23,9 +23,10 @@ import torch.nn.functional as F
 from ..config import ModernBertConfig
 from ..dispatch import BackendModule
 from ..ops import ACTIVATIONS, LayerNorm, Linear, apply_rope_half_split, attention, gated_activation, rope_cos_sin
+from ..ops.attention import with_probabilities
 from .base import PePreTrainedModel
-from .inputs import check_each_has_valid, check_padding_mask, check_starts_valid, describe_type
-from .outputs import BaseModelOutputWithPooling
+from .inputs import check_each_has_valid, check_padding_mask, check_starts_valid, describe_type, tracing
+from .outputs import BaseModelOutput, Recorder, call_option, finish
 
 __all__ = ["ModernBertModel", "check_input_ids"]
 
@@ -41,6 +42,8 @@ def check_input_ids(input_ids: object, vocab_size: int, device: torch.device) ->
         raise ValueError(f"input_ids is empty: shape {tuple(input_ids.shape)}")
     if input_ids.device != device:
         raise ValueError(f"input_ids is on {input_ids.device} but the model is on {device}")
+    if tracing():
+        return input_ids.long()
     low, high = int(input_ids.min()), int(input_ids.max())
     if low < 0 or high >= vocab_size:
         raise ValueError(f"input_ids must lie in [0, {vocab_size}) (the vocabulary), got values in [{low}, {high}]")
@@ -104,14 +107,26 @@ class ModernBertAttention(BackendModule):
         self.Wo = Linear(config.hidden_size, config.hidden_size, bias=config.attention_bias)
 
     def forward(
-        self, hidden_states: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, allowed: torch.Tensor | None
+        self,
+        hidden_states: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        allowed: torch.Tensor | None,
+        attentions: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
+        """With an ``attentions`` list, the probabilities ``(B, H, T, T)`` are computed eagerly and appended."""
         batch, seq, _ = hidden_states.shape
         qkv = self.Wqkv(hidden_states).view(batch, seq, 3, self.num_heads, self.head_dim)
         q, k, v = (t.transpose(1, 2) for t in qkv.unbind(dim=2))
         q, k = apply_rope_half_split(q, cos, sin), apply_rope_half_split(k, cos, sin)
         dropout = self.dropout if self.training else 0.0
-        out = self.run(attention, q, k, v, allowed, self.scale, dropout)
+        if attentions is None:
+            out = self.run(attention, q, k, v, allowed, self.scale, dropout)
+        else:
+            out, probs = with_probabilities(
+                attention, self.backend, q, k, v, allowed, self.scale, dropout, caller=type(self).__name__
+            )
+            attentions.append(probs)
         out = self.Wo(out.transpose(1, 2).reshape(batch, seq, -1))
         return F.dropout(out, p=self.dropout, training=self.training) if self.dropout > 0.0 else out
 
@@ -151,9 +166,14 @@ class ModernBertEncoderLayer(nn.Module):
         self.mlp = ModernBertMLP(config)
 
     def forward(
-        self, hidden_states: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, allowed: torch.Tensor | None
+        self,
+        hidden_states: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        allowed: torch.Tensor | None,
+        attentions: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        hidden_states = hidden_states + self.attn(self.attn_norm(hidden_states), cos, sin, allowed)
+        hidden_states = hidden_states + self.attn(self.attn_norm(hidden_states), cos, sin, allowed, attentions)
         return hidden_states + self.mlp(self.mlp_norm(hidden_states))
 
 
@@ -211,7 +231,7 @@ class ModernBertModel(PePreTrainedModel):
         check_each_has_valid(key_padding, "attention_mask", "text", "token")
         why = "the text embedding is read at token 0, so pad on the right (tokenizer padding_side='right')"
         check_starts_valid(key_padding, "attention_mask", "text", why)
-        if key_padding is not None and bool(key_padding.all()):
+        if key_padding is not None and not tracing() and bool(key_padding.all()):
             key_padding = None
         hidden_states = self.embeddings(input_ids)
         per_type = {}
@@ -226,8 +246,11 @@ class ModernBertModel(PePreTrainedModel):
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-    ) -> BaseModelOutputWithPooling:
+        *,
+        output_hidden_states: bool | int | list[int] | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutput | tuple:
         """Encode a batch of token ids.
 
         Args:
@@ -235,34 +258,41 @@ class ModernBertModel(PePreTrainedModel):
             attention_mask: ``(B, T)`` with 1/True for real tokens and 0/False for padding. Token 0 of
                 every text must be real (it gives the text embedding): an all-padding or left-padded row
                 is a ``ValueError``.
-            output_hidden_states: also return the embedding output and every layer's output; as in
-                transformers the last entry is the final (normed) ``last_hidden_state``.
+            output_hidden_states: also return the embedding output and every layer's output (True), or
+                those of the given indices (e.g. ``-1``, which the PE-AV models ask for); as in
+                transformers the last entry is the final (normed) ``last_hidden_state``. None:
+                ``config.output_hidden_states``.
+            output_attentions: also return each layer's attention probabilities ``(B, heads, T, T)``
+                (computed eagerly); None: ``config.output_attentions``.
+            return_dict: False returns ``output.to_tuple()``; None: ``config.return_dict``.
 
         Returns:
-            :class:`BaseModelOutputWithPooling` with ``last_hidden_state`` ``(B, T, hidden)`` (after the
-            final norm), ``pooler_output`` the ``(B, hidden)`` text embedding chosen by
-            ``config.text_embedding_layer`` (see the module docstring) and, if asked, ``hidden_states``.
+            :class:`BaseModelOutput` with ``last_hidden_state`` ``(B, T, hidden)`` (after the final norm)
+            and, if asked, ``hidden_states`` and ``attentions``; its attribute ``pooler_output`` (not a
+            key, as transformers has none) is the ``(B, hidden)`` text embedding chosen by
+            ``config.text_embedding_layer`` (see the module docstring).
         """
+        recorder = Recorder(
+            call_option(output_hidden_states, self.config, "output_hidden_states"),
+            call_option(output_attentions, self.config, "output_attentions"),
+            len(self.layers) + 1,
+        )
         hidden_states, per_type = self._prepare(input_ids, attention_mask)
         embedding_layer = self.config.text_embedding_layer
-        all_hidden = [hidden_states] if output_hidden_states else None
+        recorder.add_state(hidden_states if recorder.wants_state() else None)
         pooled = None
         for index, layer in enumerate(self.layers, start=1):
-            hidden_states = layer(hidden_states, *per_type[layer.attention_type])
-            if all_hidden is not None:
-                all_hidden.append(hidden_states)
+            hidden_states = layer(hidden_states, *per_type[layer.attention_type], recorder.attentions)
+            recorder.add_state(hidden_states if recorder.wants_state() else None)
             if index == embedding_layer:
                 pooled = hidden_states[:, 0]
         hidden_states = self.final_norm(hidden_states)
-        if pooled is None:
-            pooled = hidden_states[:, 0]
-        if all_hidden is not None:
-            all_hidden[-1] = hidden_states
-        return BaseModelOutputWithPooling(
+        output = BaseModelOutput(
             last_hidden_state=hidden_states,
-            pooler_output=pooled,
-            hidden_states=None if all_hidden is None else tuple(all_hidden),
+            pooler_output=hidden_states[:, 0] if pooled is None else pooled,
         )
+        recorder.attach(output, hidden_states)
+        return finish(output, call_option(return_dict, self.config, "return_dict"))
 
     def text_embedding(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """The ``(B, hidden)`` pooled text vector (same as ``forward(...).pooler_output``).
@@ -271,7 +301,8 @@ class ModernBertModel(PePreTrainedModel):
         """
         embedding_layer = self.config.text_embedding_layer
         if embedding_layer is None:
-            return self.forward(input_ids, attention_mask).pooler_output
+            plain = dict(output_hidden_states=False, output_attentions=False, return_dict=True)
+            return self.forward(input_ids, attention_mask, **plain).pooler_output
         hidden_states, per_type = self._prepare(input_ids, attention_mask)
         for layer in self.layers[:embedding_layer]:
             hidden_states = layer(hidden_states, *per_type[layer.attention_type])

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 
 from ..config import PeVideoEncoderConfig
 from ..ops import Linear
-from .inputs import check_padding_mask
-from .outputs import BaseModelOutputWithPooling
+from .inputs import check_each_has_valid, check_padding_mask, tracing
+from .outputs import BaseModelOutputWithPooling, call_option, finish
 from .pe_transformer import PeTransformerEncoder
 from .vision import PeVisionModel, check_pixel_values
 
@@ -52,9 +52,16 @@ class PeVideoEncoderEmbedder(nn.Module):
         self.data_proj = Linear(config.hidden_size, config.hidden_size)
 
     def frame_logits(self, frames: torch.Tensor, valid: torch.Tensor | None, chunk_size: int) -> torch.Tensor:
-        """ViT logits ``(N, classes)`` of ``frames`` ``(N, 3, H, W)``; rows where ``valid`` is False stay 0."""
+        """ViT logits ``(N, classes)`` of ``frames`` ``(N, 3, H, W)``; rows where ``valid`` is False are 0.
+
+        Eagerly only valid frames run through the ViT; while tracing (no values to select by) every
+        frame does and the padded rows are zeroed, which gives the same result.
+        """
         vit = self.vision_model.timm_model
         total = frames.shape[0]
+        if valid is not None and tracing():
+            logits = torch.cat([vit(frames[start : start + chunk_size]) for start in range(0, total, chunk_size)])
+            return torch.where(valid[:, None], logits, 0.0)
         index = None if valid is None or bool(valid.all()) else valid.nonzero().squeeze(1)
         count = total if index is None else index.numel()
         chunks = []
@@ -101,9 +108,12 @@ class PeVideoEncoder(PeTransformerEncoder):
         self,
         pixel_values_videos: torch.Tensor,
         padding_mask_videos: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
+        *,
+        output_hidden_states: bool | int | list[int] | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
         vision_chunk_size: int | None = None,
-    ) -> BaseModelOutputWithPooling:
+    ) -> BaseModelOutputWithPooling | tuple:
         """Encode a batch of videos.
 
         Args:
@@ -111,13 +121,21 @@ class PeVideoEncoder(PeTransformerEncoder):
                 be finite, padded frames included (NaN/Inf is a ``ValueError``).
             padding_mask_videos: ``(B, F)`` with 1/True for real frames and 0/False for padding; every
                 video needs at least one real frame. Padded frames are not run through the ViT.
-            output_hidden_states: also return the input of the first layer and every layer's output.
+            output_hidden_states: also return the input of the first layer and every layer's output (True),
+                or those of the given indices; None: ``config.output_hidden_states``.
+            output_attentions: also return each layer's attention probabilities ``(B, heads, F + 1, F + 1)``
+                (computed eagerly; the ViT's are not returned, as in transformers); None: ``config.output_attentions``.
+            return_dict: False returns ``output.to_tuple()``; None: ``config.return_dict``.
             vision_chunk_size: frames per ViT call (default ``self.vision_chunk_size``).
 
         Returns:
             :class:`BaseModelOutputWithPooling` with ``last_hidden_state`` ``(B, F, C)`` (padded positions
             hold the documented padding encoding, see the module docstring) and ``pooler_output`` ``(B, C)``.
         """
+        recorder = self.recorder(
+            call_option(output_hidden_states, self.config, "output_hidden_states"),
+            call_option(output_attentions, self.config, "output_attentions"),
+        )
         chunk_size = _check_chunk_size(self.vision_chunk_size if vision_chunk_size is None else vision_chunk_size)
         spec = self.embedder.vision_model.spec
         pixel_values_videos = check_pixel_values(
@@ -125,15 +143,12 @@ class PeVideoEncoder(PeTransformerEncoder):
         )
         batch, frames = pixel_values_videos.shape[:2]
         mask = check_padding_mask(padding_mask_videos, "padding_mask_videos", batch, frames, self.device)
-        if mask is not None and not bool(mask.any(dim=1).all()):
-            empty = (~mask.any(dim=1)).nonzero().flatten().tolist()
-            raise ValueError(
-                f"padding_mask_videos marks every frame of video(s) {empty} as padding; each needs one real frame"
-            )
+        check_each_has_valid(mask, "padding_mask_videos", "video", "frame")
         inputs_embeds = self.embedder(pixel_values_videos, mask, chunk_size)
-        hidden_states, all_hidden = self.encode(inputs_embeds, mask, output_hidden_states)
-        return BaseModelOutputWithPooling(
+        hidden_states = self.encode(inputs_embeds, mask, recorder)
+        output = BaseModelOutputWithPooling(
             last_hidden_state=hidden_states[:, 1:],
             pooler_output=hidden_states[:, 0],
-            hidden_states=all_hidden,
         )
+        recorder.attach(output, hidden_states[:, 1:])
+        return finish(output, call_option(return_dict, self.config, "return_dict"))

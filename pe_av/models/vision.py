@@ -25,7 +25,7 @@ from ..loading import resolve_model_dir
 from ..ops import LayerNorm, Linear, apply_rope_interleaved, attention, gelu, rope_2d_cos_sin
 from .base import PePreTrainedModel
 from .inputs import check_finite, describe_type
-from .outputs import ImageClassifierOutput
+from .outputs import ImageClassifierOutput, call_option, finish
 from .vision_spec import VisionSpec, record_num_labels
 
 __all__ = ["PeCoreVisionTransformer", "PeVisionModel", "check_pixel_values", "vision_rope_tables"]
@@ -163,8 +163,9 @@ class PeCoreVisionTransformer(nn.Module):
         self.fc_norm = LayerNorm(dim, eps=spec.norm_eps) if spec.fc_norm else nn.Identity()
         self.head = Linear(dim, spec.num_classes) if spec.num_classes > 0 else nn.Identity()
 
-    def forward_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """``(N, C, H, W)`` → final token states ``(N, prefix + patches, dim)`` (after ``norm``)."""
+    def forward_features(self, pixel_values: torch.Tensor, intermediates: list | None = None) -> torch.Tensor:
+        """``(N, C, H, W)`` → final token states ``(N, prefix + patches, dim)`` (after ``norm``); with an
+        ``intermediates`` list, each block's output is appended to it."""
         x = self.patch_embed(pixel_values)
         if self.cls_token is not None:
             x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
@@ -172,6 +173,8 @@ class PeCoreVisionTransformer(nn.Module):
         cos, sin = vision_rope_tables(self.spec, x.device, x.dtype)
         for block in self.blocks:
             x = block(x, cos, sin)
+            if intermediates is not None:
+                intermediates.append(x)
         return self.norm(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -268,8 +271,51 @@ class PeVisionModel(PePreTrainedModel):
             block.attn.proj.weight.div_(math.sqrt(2.0 * (layer_id + 1)))
             block.mlp.fc2.weight.div_(math.sqrt(2.0 * (layer_id + 1)))
 
-    def forward(self, pixel_values: torch.Tensor) -> ImageClassifierOutput:
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        *,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | list[int] | None = None,
+        return_dict: bool | None = None,
+    ) -> ImageClassifierOutput | tuple:
         """Classify ``(N, in_chans, H, W)`` finite float images of the configured size (NaN/Inf is a
-        ``ValueError``); returns ``logits`` ``(N, classes)``."""
+        ``ValueError``); returns ``logits`` ``(N, classes)``.
+
+        As transformers' ``TimmWrapperForImageClassification`` (each option None: the config's):
+        ``output_hidden_states`` True returns every block's output, a list of ints those blocks
+        (negative from the end), as a list of ``(N, dim, H / patch, W / patch)`` patch-token maps;
+        ``output_attentions`` is refused (``ValueError``); ``return_dict=False`` returns
+        ``(logits, hidden_states)`` without the Nones.
+        """
+        if call_option(output_attentions, self.config, "output_attentions"):
+            raise ValueError("Cannot set `output_attentions` for timm models.")
+        selected = self._selected_blocks(call_option(output_hidden_states, self.config, "output_hidden_states"))
         pixel_values = check_pixel_values(pixel_values, "pixel_values", self.spec, 4, self.dtype, self.device)
-        return ImageClassifierOutput(logits=self.timm_model(pixel_values))
+        vit = self.timm_model
+        blocks: list[torch.Tensor] | None = None if selected is None else []
+        logits = vit.forward_head(vit.forward_features(pixel_values, blocks))
+        hidden_states = None if blocks is None else [self._patch_map(blocks[i]) for i in selected]
+        output = ImageClassifierOutput(logits=logits, hidden_states=hidden_states)
+        return finish(output, call_option(return_dict, self.config, "return_dict"))
+
+    def _selected_blocks(self, output_hidden_states: object) -> list[int] | None:
+        """Block indices ``output_hidden_states`` asks for (timm's ``feature_take_indices``), None for none."""
+        if not output_hidden_states:
+            return None
+        depth = self.spec.depth
+        if not isinstance(output_hidden_states, (list, tuple)):
+            return list(range(depth))
+        selected = []
+        for index in output_hidden_states:
+            absolute = depth + index if index < 0 else index
+            if not 0 <= absolute < depth:
+                raise ValueError(f"output_hidden_states: block index {index} is out of range for {depth} blocks")
+            selected.append(absolute)
+        return sorted(set(selected))  # timm walks the blocks once: each chosen block once, in order
+
+    def _patch_map(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(N, prefix + patches, dim)`` block output → ``(N, dim, grid_h, grid_w)`` (prefix tokens dropped)."""
+        height, width = self.spec.grid_size
+        patches = tokens[:, self.spec.num_prefix_tokens :]
+        return patches.reshape(tokens.shape[0], height, width, -1).permute(0, 3, 1, 2).contiguous()

@@ -10,6 +10,11 @@
 
 Masked keys get the dtype's most negative value (not -inf) in the eager form, so a query with no
 visible key averages every value uniformly instead of producing NaN, as the references do.
+
+Attention probabilities (``output_attentions=True``): :func:`with_probabilities` runs an op's eager
+form that also returns them, ``(out, probs)`` with probs ``(B, H, Tq, Tk)`` (key/value heads repeated
+to ``H``), as transformers' eager attention does. No fused form builds that matrix, so on the ``sdpa``
+and ``triton`` backends such a call runs eagerly and says so once (:func:`pe_av.dispatch.warn_once`).
 """
 
 from __future__ import annotations
@@ -17,11 +22,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..dispatch import NO_KERNEL_YET, Kernel, Op
+from ..dispatch import NO_KERNEL_YET, Kernel, Op, warn_once
 from .rms_norm import rms_norm_eager, rms_norm_fused
 from .rope import apply_rope
 
-__all__ = ["attention", "attention_eager", "attention_sdpa", "rope_attention", "rope_attention_eager"]
+__all__ = [
+    "attention",
+    "attention_eager",
+    "attention_eager_probs",
+    "attention_sdpa",
+    "rope_attention",
+    "rope_attention_eager",
+    "rope_attention_eager_probs",
+    "with_probabilities",
+]
 
 
 def attention_eager(
@@ -37,6 +51,19 @@ def attention_eager(
     ``mask``: bool, broadcastable to ``(B, H, Tq, Tk)``, True = attend. ``dropout`` applies to the
     attention probabilities (pass 0 outside training).
     """
+    return attention_eager_probs(q, k, v, mask, scale, dropout)[0]
+
+
+def attention_eager_probs(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    scale: float,
+    dropout: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`attention_eager` that also returns the probabilities ``(B, H, Tq, Tk)`` (after dropout,
+    in ``q``'s dtype), as transformers' eager attention returns its weights."""
     groups = q.shape[1] // k.shape[1]
     if groups > 1:
         k = k.repeat_interleave(groups, dim=1)
@@ -48,7 +75,7 @@ def attention_eager(
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
     if dropout > 0.0:
         probs = F.dropout(probs, p=dropout, training=True)
-    return torch.matmul(probs, v)
+    return torch.matmul(probs, v), probs
 
 
 def attention_sdpa(
@@ -71,6 +98,17 @@ attention = Op("attention", {"eager": attention_eager, "sdpa": attention_sdpa, "
 # QK-RMSNorm + RoPE + attention (the PE transformer)
 
 
+def _rope_inputs(norm, q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask, eps, scale, half_split):
+    """Normed, rotated ``(B, H, T, D)`` q and k, ``v`` as ``(B, Hkv, T, D)``, the boolean key mask and the scale."""
+    seq = q.shape[1]
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    cos, sin = cos[:seq], sin[:seq]
+    q = apply_rope(norm(q, q_norm_weight, eps).transpose(1, 2), cos, sin, half_split)
+    k = apply_rope(norm(k, k_norm_weight, eps).transpose(1, 2), cos, sin, half_split)
+    mask = None if key_padding_mask is None else key_padding_mask.bool()[:, None, None, :]
+    return q, k, v.transpose(1, 2), mask, scale
+
+
 def _rope_attention_with(norm, attend):
     def form(
         q: torch.Tensor,
@@ -86,13 +124,8 @@ def _rope_attention_with(norm, attend):
         scale: float | None = None,
         half_split: bool = False,
     ) -> torch.Tensor:
-        seq = q.shape[1]
-        scale = q.shape[-1] ** -0.5 if scale is None else scale
-        cos, sin = cos[:seq], sin[:seq]
-        q = apply_rope(norm(q, q_norm_weight, eps).transpose(1, 2), cos, sin, half_split)
-        k = apply_rope(norm(k, k_norm_weight, eps).transpose(1, 2), cos, sin, half_split)
-        mask = None if key_padding_mask is None else key_padding_mask.bool()[:, None, None, :]
-        return attend(q, k, v.transpose(1, 2), mask, scale).transpose(1, 2)
+        inputs = _rope_inputs(norm, q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask, eps, scale, half_split)
+        return attend(*inputs).transpose(1, 2)
 
     form.__doc__ = (
         "``q`` ``(B, T, H, D)``, ``k``/``v`` ``(B, T, Hkv, D)`` projections → ``(B, T, H, D)`` (possibly a view):\n"
@@ -100,6 +133,26 @@ def _rope_attention_with(norm, attend):
         "``half_split``), attend with ``key_padding_mask`` ``(B, T)`` (True/1 = key is real)."
     )
     return form
+
+
+def rope_attention_eager_probs(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    q_norm_weight: torch.Tensor,
+    k_norm_weight: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    key_padding_mask: torch.Tensor | None = None,
+    *,
+    eps: float = 1e-6,
+    scale: float | None = None,
+    half_split: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:data:`rope_attention`'s eager form that also returns the probabilities ``(B, H, T, T)``."""
+    inputs = _rope_inputs(rms_norm_eager, q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask, eps, scale, half_split)
+    out, probs = attention_eager_probs(*inputs)
+    return out.transpose(1, 2), probs
 
 
 rope_attention_eager = _rope_attention_with(rms_norm_eager, attention_eager)
@@ -148,3 +201,23 @@ rope_attention = Op(
         "triton": Kernel("rope_attention", call=_run_rope_attention_kernel),
     },
 )
+
+
+#: op → its eager form that also returns the attention probabilities
+_PROBABILITY_FORMS = {attention: attention_eager_probs, rope_attention: rope_attention_eager_probs}
+
+
+def with_probabilities(op: Op, backend: str, *args, caller: str | None = None, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(out, probs)`` of ``op`` (:data:`attention` or :data:`rope_attention`) from its eager form.
+
+    Fused forms never build the probability matrix, so on a backend other than ``eager`` this warns
+    once (naming ``caller``, default the op) that the call runs in eager PyTorch; not while
+    ``torch.compile`` / ``torch.export`` trace (a warning is a side effect they cannot capture).
+    """
+    if backend != "eager" and not torch.compiler.is_compiling():
+        warn_once(
+            f"{caller or op.name}: output_attentions=True runs attention in eager PyTorch instead of "
+            f"attn_impl={backend!r}: its fused kernels never form the attention probabilities "
+            "(transformers computes them in eager too)"
+        )
+    return _PROBABILITY_FORMS[op](*args, **kwargs)
