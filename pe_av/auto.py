@@ -32,6 +32,7 @@ from .processing import (
     PeVideoProcessor,
     PeVideoVideoProcessor,
 )
+from .processing.files import resolve_processor_dir, split_loading_kwargs
 from .registry import config_class_for, model_class_for, model_type_entry, processor_class_for, supported_model_types
 
 __all__ = [
@@ -153,9 +154,12 @@ class AutoProcessor:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, **kwargs: Any) -> PeAudioVideoProcessor:
-        """Load the processor saved at ``path`` (a directory or a hub id)."""
-        directory = resolve_model_dir(path)
-        return cls.processor_class(directory).from_pretrained(directory, **kwargs)
+        """Load the processor saved at ``path`` (a directory or a hub id). Keywords: transformers' loading
+        keywords (``revision``, ``cache_dir``, ``local_files_only``, ``token``, ``trust_remote_code``, ...) and
+        settings of the parts, see :mod:`pe_av.processing.files`."""
+        hub, overrides = split_loading_kwargs(kwargs)
+        directory = resolve_processor_dir(path, hub)
+        return cls.processor_class(directory).from_pretrained(directory, **overrides)
 
 
 class AutoTokenizer:
@@ -166,7 +170,8 @@ class AutoTokenizer:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, **kwargs: Any) -> PeTokenizer:
-        return PeTokenizer.from_pretrained(resolve_model_dir(path), **kwargs)
+        """:meth:`PeTokenizer.from_pretrained` (transformers' loading keywords, ``use_fast`` ignored)."""
+        return PeTokenizer.from_pretrained(path, **kwargs)
 
 
 class AutoFeatureExtractor:
@@ -176,11 +181,9 @@ class AutoFeatureExtractor:
         _no_instances(type(self))
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike) -> PeAudioFeatureExtractor:
-        part = AutoProcessor.from_pretrained(path).feature_extractor
-        if part is None:
-            raise ValueError(f"the processor saved at {os.fspath(path)!r} has no audio feature extractor")
-        return part
+    def from_pretrained(cls, path: str | os.PathLike, **kwargs: Any) -> PeAudioFeatureExtractor:
+        """:meth:`PeAudioFeatureExtractor.from_pretrained`: the saved feature extractor config of ``path``."""
+        return PeAudioFeatureExtractor.from_pretrained(path, **kwargs)
 
 
 class AutoVideoProcessor:
@@ -190,8 +193,6 @@ class AutoVideoProcessor:
         _no_instances(type(self))
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike) -> PeVideoVideoProcessor:
-        part = AutoProcessor.from_pretrained(path).video_processor
-        if part is None:
-            raise ValueError(f"the processor saved at {os.fspath(path)!r} has no video processor")
-        return part
+    def from_pretrained(cls, path: str | os.PathLike, **kwargs: Any) -> PeVideoVideoProcessor:
+        """:meth:`PeVideoVideoProcessor.from_pretrained`: the saved video processor config of ``path``."""
+        return PeVideoVideoProcessor.from_pretrained(path, **kwargs)

@@ -5,23 +5,47 @@ float32 mono at ``sampling_rate`` (48 kHz), is reflect-padded to a multiple of `
 one audio token), then the batch is padded with ``padding_value`` to the longest clip;
 ``padding_mask`` (int32, 1 = real sample) marks the reflected tail as real, as the reference does.
 
+Calls take transformers' arguments in its order — ``padding`` (``None``/``True``/``"longest"``,
+``"max_length"``, ``False``), ``truncation`` (with ``max_length``; not together with ``padding``),
+``max_length`` (rounded up to ``hop_length``), ``return_tensors`` and ``sampling_rate`` — and return a
+:class:`~pe_av.processing.batch.BatchFeature` with transformers' keys, order and types (with
+``return_tensors=None``: ``input_values`` a list of ``(1, samples)`` arrays, ``padding_mask`` an array).
+
 Beyond the reference: multichannel clips ``(channels, samples)`` are mixed down to mono by averaging,
 other sampling rates are resampled (:func:`pe_av.processing.resample.resample`; the reference
-raises), and file paths are decoded with PyAV (:func:`pe_av.media.load_audio`).
+raises), and file paths are decoded with PyAV (:func:`pe_av.media.load_audio`). ``return_tensors``
+left out means ``"pt"`` (the reference: ``None``); ``padding="do_not_pad"`` means ``False`` and
+``padding="max_length"`` below the longest clip is a ``ValueError`` (the reference fails with an
+``IndexError`` on both).
 """
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from .batch import BatchFeature, check_tensor_type
+from .files import (
+    FEATURE_EXTRACTOR_CONFIG,
+    PROCESSOR_CONFIG,
+    apply_overrides,
+    part_configs,
+    resolve_processor_dir,
+    split_loading_kwargs,
+    warn_unused,
+)
+from .options import UNSET, check_positive_int, padding_strategy
 from .resample import resample
 
 #: channel counts above this in a 2-D array are taken for a mistaken (samples, channels) layout or batch
 MAX_CHANNELS = 16
+#: the config keys this class reads (others are kept in ``extra``)
+KNOWN = ("feature_size", "sampling_rate", "padding_value", "hop_length", "padding_side")
 
 
 class PeAudioFeatureExtractor:
@@ -37,6 +61,7 @@ class PeAudioFeatureExtractor:
     """
 
     config_type = "PeAudioFeatureExtractor"
+    model_input_names: ClassVar[list[str]] = ["input_values"]
 
     def __init__(
         self,
@@ -64,12 +89,35 @@ class PeAudioFeatureExtractor:
     # ------------------------------------------------------------------ config
 
     @classmethod
-    def from_dict(cls, config: dict[str, Any]) -> PeAudioFeatureExtractor:
-        """Build from a saved config dict (``preprocessor_config.json`` or processor_config's entry)."""
-        known = ("feature_size", "sampling_rate", "padding_value", "hop_length", "padding_side")
-        kwargs = {key: config[key] for key in known if key in config}
-        extra = {key: value for key, value in config.items() if key not in known}
+    def from_dict(cls, config: dict[str, Any], **overrides: Any) -> PeAudioFeatureExtractor:
+        """Build from a saved config dict (``preprocessor_config.json`` or processor_config's entry);
+        ``overrides`` replace saved values."""
+        config = {**config, **overrides}
+        kwargs = {key: config[key] for key in KNOWN if key in config}
+        extra = {key: value for key, value in config.items() if key not in KNOWN}
         return cls(**kwargs, extra=extra)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, **kwargs: Any) -> PeAudioFeatureExtractor:
+        """Load the feature extractor config that transformers saves in ``path`` (a directory or a hub id):
+        ``processor_config.json``'s ``feature_extractor``, or ``preprocessor_config.json``. Keywords: see
+        :mod:`pe_av.processing.files` (settings such as ``hop_length=`` override the saved ones)."""
+        hub, overrides = split_loading_kwargs(kwargs)
+        directory = resolve_processor_dir(path, hub)
+        config = part_configs(directory)["feature_extractor"]
+        if config is None:
+            raise FileNotFoundError(f"no feature extractor config in {directory}: looked for {PROCESSOR_CONFIG} "
+                                    f"and {FEATURE_EXTRACTOR_CONFIG}")
+        config = apply_overrides(config, overrides, KNOWN)
+        warn_unused(overrides, set(config), cls.__name__)
+        return cls.from_dict(config)
+
+    def save_pretrained(self, directory: str | os.PathLike, **kwargs: Any) -> list[str]:
+        """Write ``preprocessor_config.json``, as transformers' ``PeAudioFeatureExtractor.save_pretrained`` does."""
+        path = Path(directory) / FEATURE_EXTRACTOR_CONFIG
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        return [str(path)]
 
     def to_dict(self) -> dict[str, Any]:
         """The config dict transformers writes for this feature extractor."""
@@ -84,37 +132,78 @@ class PeAudioFeatureExtractor:
             "sampling_rate": self.sampling_rate,
         }
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({json.dumps(self.to_dict(), sort_keys=True)})"
+
     # ------------------------------------------------------------------ call
 
     def __call__(
-        self, audio: object, sampling_rate: int | None = None
-    ) -> dict[str, torch.Tensor]:
-        """Preprocess one clip or a batch.
+        self,
+        raw_audio: object,
+        padding: bool | str | None = None,
+        truncation: bool = False,
+        max_length: int | None = None,
+        return_tensors: str | None = UNSET,
+        sampling_rate: int | None = None,
+    ) -> BatchFeature:
+        """Preprocess one clip or a batch (transformers' arguments, in its order).
 
         Args:
-            audio: a clip — 1-D samples, ``(channels, samples)`` array/tensor (mixed down), a list of
+            raw_audio: a clip — 1-D samples, ``(channels, samples)`` array/tensor (mixed down), a list of
                 floats, or a file path — or a non-empty list/tuple of clips. Samples must be floating
                 point (integer PCM is refused rather than guessed at).
+            padding: ``None``/``True``/``"longest"`` pad to the longest clip, ``"max_length"`` to
+                ``max_length`` (rounded up to ``hop_length``), ``False`` not at all (no ``padding_mask``).
+            truncation: cut clips to ``max_length`` rounded up to ``hop_length`` (not with ``padding``).
+            max_length: in samples, for ``padding="max_length"`` and ``truncation``.
+            return_tensors: ``"pt"`` (the default), ``"np"``, or ``None`` (``input_values`` as a list of
+                ``(1, samples)`` arrays, ``padding_mask`` an int32 array, as transformers returns them).
             sampling_rate: rate of the given arrays (default: :attr:`sampling_rate`); other rates are
                 resampled. Files are always decoded at :attr:`sampling_rate`.
 
         Returns:
-            ``input_values`` ``(batch, 1, samples)`` float32 and ``padding_mask`` ``(batch, samples)``
-            int32, as torch tensors.
+            :class:`BatchFeature` with ``padding_mask`` ``(batch, samples)`` int32 (when padding) and
+            ``input_values`` ``(batch, 1, samples)`` float32.
         """
+        rt = "pt" if return_tensors is UNSET else check_tensor_type(return_tensors)
+        pad = "longest" if padding is None else padding_strategy(padding)
+        if pad != "do_not_pad" and padding is not None and truncation:
+            raise ValueError("Both padding and truncation were set. Make sure you only set one.")
+        check_positive_int("max_length", max_length)
+        if truncation and max_length is None:
+            raise ValueError("When setting truncation=True, make sure that max_length is defined.")
+        if pad == "max_length" and max_length is None:
+            raise ValueError("When setting padding='max_length', make sure that max_length is defined")
         source_rate = self.sampling_rate if sampling_rate is None else sampling_rate
         if isinstance(source_rate, bool) or not isinstance(source_rate, (int, np.integer)) or source_rate < 1:
             raise ValueError(f"sampling_rate must be a positive int (Hz), got {sampling_rate!r}")
-        clips = [self._mono(clip, i, int(source_rate)) for i, clip in enumerate(as_clip_list(audio))]
+        clips = [self._mono(clip, i, int(source_rate)) for i, clip in enumerate(as_clip_list(raw_audio))]
         clips = [reflect_pad_to_multiple(clip, self.hop_length) for clip in clips]
+        limit = None if max_length is None else -(-max_length // self.hop_length) * self.hop_length
+        if truncation:
+            clips = [clip[:limit] for clip in clips]
+        if pad == "do_not_pad":
+            return BatchFeature({"input_values": [clip[None, :] for clip in clips]}, tensor_type=rt)
         longest = max(len(clip) for clip in clips)
+        if pad == "max_length":
+            if longest > limit:
+                raise ValueError(
+                    f"padding='max_length' with max_length={max_length}: a clip has {longest} samples, more than "
+                    f"{limit}, and padding does not truncate (transformers fails here too). Pad to the longest "
+                    "clip, or truncate with audio_kwargs={'truncation': True, 'max_length': ...}"
+                )
+            longest = limit
         values = np.full((len(clips), longest), self.padding_value, dtype=np.float32)
         mask = np.zeros((len(clips), longest), dtype=np.int32)
         for i, clip in enumerate(clips):
             span = slice(0, len(clip)) if self.padding_side == "right" else slice(longest - len(clip), longest)
             values[i, span] = clip
             mask[i, span] = 1
-        return {"input_values": torch.from_numpy(values)[:, None, :], "padding_mask": torch.from_numpy(mask)}
+        if rt == "pt":
+            return BatchFeature({"padding_mask": torch.from_numpy(mask),
+                                 "input_values": torch.from_numpy(values)[:, None, :]})
+        inputs = values[:, None, :] if rt == "np" else list(values[:, None, :])
+        return BatchFeature({"padding_mask": mask, "input_values": inputs})
 
     def _mono(self, clip: object, index: int, source_rate: int) -> np.ndarray:
         """One clip as a 1-D float32 array at :attr:`sampling_rate`."""

@@ -14,19 +14,47 @@ with PyAV (:func:`pe_av.media.load_video`), each frame resized as soon as it is 
 :func:`resize_frames`, so the pixels equal resizing after decoding, and memory holds the output
 frames rather than every full-size one). Only bilinear resampling is supported. The frame sampling
 rule, shared with file decoding, is :func:`pe_av.media.sample_frame_indices`.
+
+Calls take transformers' keywords: ``return_tensors`` (``"pt"`` when left out — the reference: ``None`` —,
+``"np"``, or ``None``: a list of per-video tensors and no mask, as the reference), per-call values of the
+config's settings (``size``, ``do_normalize``, ``do_sample_frames``, ...), ``device``; an unknown keyword
+is a ``TypeError`` as there. Deliberate difference: ``num_frames`` given without ``do_sample_frames``
+samples frames (the reference ignores it unless ``do_sample_frames=True`` is given too, or set in the
+config); ``do_sample_frames=False`` turns sampling off in both.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import platform
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..media import sample_frame_indices
+from .batch import BatchFeature, check_tensor_type
+from .files import (
+    FEATURE_EXTRACTOR_CONFIG,
+    PROCESSOR_CONFIG,
+    VIDEO_PROCESSOR_CONFIG,
+    apply_overrides,
+    part_configs,
+    resolve_processor_dir,
+    split_loading_kwargs,
+    warn_unused,
+)
+from .options import VIDEO_KEYS
+from .video_frames import (
+    as_video_list,
+    center_crop,
+    channels_first,
+    output_size,
+    resize_frames,
+)
+
+__all__ = ["PeVideoVideoProcessor", "as_video_list", "resize_frames", "sample_frame_indices"]
 
 #: PIL's code for bilinear resampling, the value stored in saved configs
 BILINEAR = 2
@@ -34,33 +62,6 @@ _KNOWN = (
     "do_resize", "size", "resample", "do_rescale", "rescale_factor", "do_normalize", "image_mean",
     "image_std", "do_center_crop", "crop_size", "do_convert_rgb", "do_sample_frames", "num_frames", "fps",
 )
-
-
-def resize_frames(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Antialiased bilinear resize of ``(N, C, H, W)`` frames, as torchvision's ``resize`` computes it.
-
-    On CPUs with AVX2/AVX-512 or on ARM, uint8 frames go through torch's native uint8 kernel and stay
-    uint8; elsewhere (CUDA, other CPUs) and for other integer dtypes they are resized in float32,
-    rounded and cast back. Float frames are resized as they are. Matching this dispatch is what
-    makes our pixels equal the reference's bit for bit.
-    """
-    if tuple(frames.shape[-2:]) == (height, width):
-        return frames
-    dtype = frames.dtype
-    native = dtype in (torch.float32, torch.float64) or (
-        dtype == torch.uint8 and frames.device.type == "cpu" and _native_uint8_resize()
-    )
-    work = frames if native else frames.to(torch.float32)
-    out = F.interpolate(work, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
-    if not native:
-        if not dtype.is_floating_point:
-            out = out.round_()
-        out = out.to(dtype)
-    return out
-
-
-def _native_uint8_resize() -> bool:
-    return torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512") or platform.machine() in ("aarch64", "arm64")
 
 
 class PeVideoVideoProcessor:
@@ -74,6 +75,7 @@ class PeVideoVideoProcessor:
     """
 
     config_type = "PeVideoVideoProcessor"
+    model_input_names: ClassVar[list[str]] = ["pixel_values_videos"]
 
     def __init__(
         self,
@@ -98,7 +100,7 @@ class PeVideoVideoProcessor:
         if size is None:
             size = {"height": 336, "width": 336}
         if do_resize:
-            _output_size(size, 1, 1)  # validates the size dict
+            output_size(size, 1, 1)  # validates the size dict
         if do_center_crop and not (isinstance(crop_size, dict) and {"height", "width"} <= crop_size.keys()):
             raise ValueError(f"do_center_crop needs crop_size={{'height': h, 'width': w}}, got {crop_size!r}")
         if fps is not None:
@@ -127,42 +129,89 @@ class PeVideoVideoProcessor:
     # ------------------------------------------------------------------ config
 
     @classmethod
-    def from_dict(cls, config: dict[str, Any]) -> PeVideoVideoProcessor:
+    def from_dict(cls, config: dict[str, Any], **overrides: Any) -> PeVideoVideoProcessor:
         """Build from a saved config dict (``video_preprocessor_config.json`` or processor_config's entry).
 
         Keys the reference leaves unset (``null`` or absent) take PE-AV's values: resize to 336×336,
-        rescale by 1/255, normalize with mean = std = 0.5.
+        rescale by 1/255, normalize with mean = std = 0.5. ``overrides`` replace saved values.
         """
+        config = {**config, **overrides}
         kwargs = {key: config[key] for key in _KNOWN if config.get(key) is not None}
         extra = {key: value for key, value in config.items() if key not in _KNOWN}
         return cls(**kwargs, extra=extra)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, **kwargs: Any) -> PeVideoVideoProcessor:
+        """Load the video processor config that transformers saves in ``path`` (a directory or a hub id):
+        ``processor_config.json``'s ``video_processor``, or ``video_preprocessor_config.json``. Keywords: see
+        :mod:`pe_av.processing.files` (settings such as ``num_frames=`` override the saved ones)."""
+        hub, overrides = split_loading_kwargs(kwargs)
+        directory = resolve_processor_dir(path, hub)
+        config = part_configs(directory)["video_processor"]
+        if config is None:
+            raise FileNotFoundError(f"no video processor config in {directory}: looked for {PROCESSOR_CONFIG}, "
+                                    f"{VIDEO_PROCESSOR_CONFIG} and {FEATURE_EXTRACTOR_CONFIG}")
+        config = apply_overrides(config, overrides, _KNOWN)
+        warn_unused(overrides, set(config), cls.__name__)
+        return cls.from_dict(config)
+
+    def save_pretrained(self, directory: str | os.PathLike, **kwargs: Any) -> list[str]:
+        """Write ``video_preprocessor_config.json`` (what transformers' part-level ``save_pretrained`` writes)."""
+        path = Path(directory) / VIDEO_PROCESSOR_CONFIG
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        return [str(path)]
 
     def to_dict(self) -> dict[str, Any]:
         """The config dict transformers writes for this video processor."""
         values = {key: getattr(self, key) for key in _KNOWN if key != "fps"}
         return {**self.extra, **values, "video_processor_type": self.config_type}
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({json.dumps(self.to_dict(), sort_keys=True)})"
+
     # ------------------------------------------------------------------ call
 
-    def __call__(self, videos: object, num_frames: int | None = None) -> dict[str, torch.Tensor]:
+    def __call__(self, videos: object, **kwargs: Any) -> BatchFeature:
         """Preprocess one video or a batch.
 
         Args:
             videos: a video — ``(frames, H, W, C)`` or ``(frames, C, H, W)`` uint8 array/tensor (C = 1
                 or 3; float values are taken on the same 0-255 scale, as the reference does), or a file
                 path — a ``(batch, frames, ...)`` array, or a non-empty list/tuple of videos.
-            num_frames: sample this many evenly spaced frames (default: the config's ``num_frames``
-                when ``do_sample_frames``, else every frame).
+            num_frames: sample this many evenly spaced frames. Default: the config's ``num_frames`` when
+                ``do_sample_frames``, else every frame; given without ``do_sample_frames``, frames are
+                sampled too (transformers ignores it then); ``do_sample_frames=False`` turns sampling off.
+            return_tensors: ``"pt"`` (the default), ``"np"``, or ``None``: a list of per-video
+                ``(frames, 3, H, W)`` tensors and no mask, as transformers returns them.
+            device: where the outputs go.
+            other keywords: per-call values of the config's settings (``size``, ``do_normalize``,
+                ``image_mean``, ...), as transformers takes them; an unknown keyword is a ``TypeError``.
 
         Returns:
-            ``pixel_values_videos`` ``(batch, frames, 3, H, W)`` float32 and ``padding_mask_videos``
-            ``(batch, frames)`` bool, as torch tensors.
+            :class:`BatchFeature` with ``pixel_values_videos`` ``(batch, frames, 3, H, W)`` float32 and
+            ``padding_mask_videos`` ``(batch, frames)`` bool.
         """
-        if num_frames is None and self.do_sample_frames:
-            num_frames = self.num_frames
+        unknown = sorted(set(kwargs) - VIDEO_KEYS)
+        if unknown:
+            raise TypeError(f"{type(self).__name__}.__call__() got unexpected keyword arguments {unknown}")
+        rt = check_tensor_type(kwargs.pop("return_tensors", "pt"))
+        device = kwargs.pop("device", None)
+        _check_unsupported(kwargs)
+        do_sample = kwargs.pop("do_sample_frames", None)
+        num_frames = kwargs.pop("num_frames", None)
+        if do_sample is None:
+            num_frames = self.num_frames if num_frames is None and self.do_sample_frames else num_frames
+        else:
+            num_frames = (self.num_frames if num_frames is None else num_frames) if do_sample else None
         if num_frames is not None:
             sample_frame_indices(1, num_frames)
-        processed = [self._one(video, i, num_frames) for i, video in enumerate(as_video_list(videos))]
+        layout = kwargs.pop("input_data_format", None)
+        overrides = {key: value for key, value in kwargs.items() if value is not None}
+        worker = self.from_dict(self.to_dict(), **overrides) if overrides else self
+        processed = [worker._one(video, i, num_frames, layout) for i, video in enumerate(as_video_list(videos))]
+        if rt is None:
+            return BatchFeature({"pixel_values_videos": [video.to(device) if device else video for video in processed]})
         shapes = {tuple(video.shape[1:]) for video in processed}
         if len(shapes) > 1:
             raise ValueError(
@@ -172,26 +221,29 @@ class PeVideoVideoProcessor:
         lengths = torch.tensor([len(video) for video in processed])
         pixels = torch.nn.utils.rnn.pad_sequence(processed, batch_first=True, padding_value=0.0)
         mask = torch.arange(int(lengths.max()))[None, :] < lengths[:, None]
-        return {"pixel_values_videos": pixels, "padding_mask_videos": mask}
+        out = BatchFeature({"pixel_values_videos": pixels, "padding_mask_videos": mask})
+        if device is not None:
+            out.to(device)
+        return out.convert_to_tensors(rt) if rt == "np" else out
 
-    def _one(self, video: object, index: int, num_frames: int | None) -> torch.Tensor:
+    def _one(self, video: object, index: int, num_frames: int | None, layout: str | None = None) -> torch.Tensor:
         name = f"videos[{index}]"
         if isinstance(video, (str, os.PathLike)):
             from ..media import load_video
 
             # frames are resized as they are decoded (memory: the output, not every full-size frame);
             # resize_frames then meets frames at the target size, which it returns unchanged
-            size = (lambda height, width: _output_size(self.size, height, width)) if self.do_resize else None
+            size = (lambda height, width: output_size(self.size, height, width)) if self.do_resize else None
             frames = torch.from_numpy(load_video(video, num_frames=num_frames, size=size))
             frames = frames.permute(0, 3, 1, 2).contiguous()
         else:
-            frames = _channels_first(video, name)
+            frames = channels_first(video, name, layout)
             if num_frames is not None:
                 frames = frames[sample_frame_indices(len(frames), num_frames)]
         if frames.shape[1] == 1 and self.do_convert_rgb:
             frames = frames.repeat(1, 3, 1, 1)
         if self.do_resize:
-            frames = resize_frames(frames, *_output_size(self.size, *frames.shape[-2:]))
+            frames = resize_frames(frames, *output_size(self.size, *frames.shape[-2:]))
         if self.do_center_crop:
             frames = center_crop(frames, self.crop_size["height"], self.crop_size["width"])
         return self._rescale_and_normalize(frames)
@@ -212,78 +264,16 @@ class PeVideoVideoProcessor:
         return frames.to(torch.float32)
 
 
-def center_crop(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Crop the center ``height × width`` (zero-padding first where the frame is smaller)."""
-    h, w = frames.shape[-2:]
-    if height > h or width > w:
-        pad_h, pad_w = max(height - h, 0), max(width - w, 0)
-        frames = F.pad(frames, (pad_w // 2, (pad_w + 1) // 2, pad_h // 2, (pad_h + 1) // 2))
-        h, w = frames.shape[-2:]
-    top, left = int((h - height) / 2.0), int((w - width) / 2.0)
-    return frames[..., top : top + height, left : left + width]
 
 
-def _output_size(size: object, height: int, width: int) -> tuple[int, int]:
-    if isinstance(size, dict) and {"height", "width"} <= size.keys() and size.get("height") and size.get("width"):
-        out = (size["height"], size["width"])
-    elif isinstance(size, dict) and size.get("shortest_edge") and not size.get("longest_edge"):
-        short = size["shortest_edge"]
-        if height <= width:
-            out = (short, int(short * width / height))
-        else:
-            out = (int(short * height / width), short)
-    else:
-        raise ValueError(f"size must be {{'height': h, 'width': w}} or {{'shortest_edge': s}}, got {size!r}")
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in out):
-        raise ValueError(f"size must hold positive ints, got {size!r}")
-    return out
+#: call keywords accepted only at the value transformers uses by default (the features they name are not here)
+_DEFAULT_ONLY = {"fps": (None,), "video_metadata": (None,), "return_metadata": (None, False), "do_pad": (None, False),
+                 "default_to_square": (None, True), "data_format": (None, "channels_first")}
 
 
-def as_video_list(videos: object) -> list[object]:
-    """Split the input into videos: a path, a 4-D video, a 5-D batch, or a non-empty list/tuple of videos."""
-    if isinstance(videos, (str, os.PathLike)):
-        return [videos]
-    if isinstance(videos, (np.ndarray, torch.Tensor)):
-        if videos.ndim == 5:
-            return list(videos)
-        if videos.ndim == 4:
-            return [videos]
-        raise ValueError(
-            f"videos must be one (frames, H, W, C) video, a (batch, frames, ...) array or a list of videos, "
-            f"got an array of shape {tuple(videos.shape)}"
-        )
-    if not isinstance(videos, (list, tuple)):
-        raise TypeError(f"videos must be an array/tensor, a file path or a list of those, got {type(videos).__name__}")
-    if not videos:
-        raise ValueError("videos is an empty list; give at least one video")
-    return list(videos)
-
-
-def _channels_first(video: object, name: str) -> torch.Tensor:
-    """``(frames, C, H, W)`` tensor from a channels-first or channels-last array (C = 1 or 3)."""
-    if isinstance(video, np.ndarray):
-        numeric = np.issubdtype(video.dtype, np.integer) or np.issubdtype(video.dtype, np.floating)
-        if video.dtype == np.bool_ or not numeric:
-            raise TypeError(f"{name} must hold uint8 (or 0-255 float) pixels, got dtype {video.dtype}")
-        video = torch.from_numpy(np.ascontiguousarray(video))
-    elif not isinstance(video, torch.Tensor):
-        raise TypeError(f"{name} must be a numpy array, torch tensor or file path, got {type(video).__name__}")
-    if video.dtype == torch.bool or video.is_complex():
-        raise TypeError(f"{name} must hold uint8 (or 0-255 float) pixels, got dtype {video.dtype}")
-    if video.dim() != 4:
-        raise ValueError(f"{name} must be (frames, H, W, C) or (frames, C, H, W), got shape {tuple(video.shape)}")
-    if video.shape[0] == 0:
-        raise ValueError(f"{name} has no frames")
-    video = video.detach().cpu()
-    if video.shape[1] in (1, 3):  # ambiguous shapes read as channels-first, as the reference does
-        frames = video.contiguous()
-    elif video.shape[-1] in (1, 3):
-        frames = video.permute(0, 3, 1, 2).contiguous()
-    else:
-        raise ValueError(
-            f"{name} has shape {tuple(video.shape)}: no dimension of 1 or 3 channels at position 1 or 3 "
-            "(RGBA is not supported; drop the alpha channel)"
-        )
-    if frames.is_floating_point() and not torch.isfinite(frames).all():
-        raise ValueError(f"{name} contains NaN or infinite pixel values")
-    return frames
+def _check_unsupported(kwargs: dict[str, Any]) -> None:
+    for key, allowed in _DEFAULT_ONLY.items():
+        value = kwargs.pop(key, None)
+        value = getattr(value, "value", value)  # transformers' ChannelDimension enum
+        if not any(value is a or (isinstance(a, str) and value == a) for a in allowed):
+            raise ValueError(f"{key}={value!r} is not supported by pe_av's video processor (only {allowed})")
