@@ -46,6 +46,16 @@ __all__ = [
 ]
 
 _PROCESSORS_BY_NAME = {cls.__name__: cls for cls in (PeAudioVideoProcessor, PeAudioProcessor, PeVideoProcessor)}
+_HUB_KEYWORDS = ("subfolder", "revision", "cache_dir", "local_files_only", "token", "force_download")
+
+
+def _hub_keywords(kwargs: dict[str, Any], pop: bool) -> dict[str, Any]:
+    """The hub keywords of ``kwargs`` (removed from it when ``pop``), for :func:`resolve_model_dir`."""
+    found = {key: kwargs[key] for key in _HUB_KEYWORDS if key in kwargs}
+    if pop:
+        for key in found:
+            del kwargs[key]
+    return {key: value for key, value in found.items() if value is not None}
 
 
 def _no_instances(cls: type) -> None:
@@ -62,9 +72,12 @@ class AutoConfig:
     def from_pretrained(cls, path: str | os.PathLike, **kwargs: Any) -> ConfigBase:
         """Read ``config.json`` of ``path`` (a directory or a hub id) into its config class.
 
-        Keyword arguments that name config attributes override them, as in transformers.
+        Keyword arguments that name config attributes override them, as in transformers; the hub keywords
+        (``revision``, ``subfolder``, ``local_files_only`` …) say where to find it.
         """
-        config = load_config(resolve_model_dir(path))
+        config = load_config(resolve_model_dir(path, **_hub_keywords(kwargs, pop=True)))
+        for key in ("trust_remote_code", "return_unused_kwargs", "_from_auto"):
+            kwargs.pop(key, None)
         for key, value in kwargs.items():
             if hasattr(config, key):
                 setattr(config, key, value)
@@ -96,9 +109,8 @@ class AutoModel:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, *, config: ConfigBase | None = None, **kwargs: Any):
         """Load the checkpoint at ``path`` with its model class; keyword arguments go to its ``from_pretrained``."""
-        directory = resolve_model_dir(path)
-        config = load_config(directory) if config is None else config
-        return cls._model_class(config).from_pretrained(directory, config=config, **kwargs)
+        config = load_config(resolve_model_dir(path, **_hub_keywords(kwargs, pop=False))) if config is None else config
+        return cls._model_class(config).from_pretrained(path, config=config, **kwargs)
 
     @classmethod
     def from_config(cls, config: ConfigBase, **kwargs: Any) -> PePreTrainedModel:

@@ -2,7 +2,9 @@
 
 Models are built on the ``meta`` device and the checkpoint's tensors are assigned by name: module
 attribute names equal checkpoint keys, so loading is name matching with strict checks, never a remap
-table. Pickle checkpoints (``.bin``/``.pt``) are refused, never unpickled.
+table. Pickle checkpoints (``.bin``/``.pt``) are refused, never unpickled. With
+``ignore_mismatched_sizes`` a tensor whose shape differs from the model's is left out and that weight is
+newly initialised, as transformers does (:func:`match_keys`, :func:`load_weights`).
 """
 
 from __future__ import annotations
@@ -19,85 +21,25 @@ import torch.nn as nn
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from .hub import resolve_model_dir
 from .json_io import read_json_object
+from .load_options import resolve_device, resolve_dtype
+
+__all__ = ["CheckpointError", "MissingWeightsError", "TensorInfo", "check_config_header", "load_weights", "match_keys",
+           "read_header", "read_state_dict", "resolve_device", "resolve_dtype", "resolve_model_dir", "save_state_dict"]
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
 SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 _PICKLE_NAMES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.pth", "model.ckpt")
 
-_DTYPE_NAMES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float": torch.float32,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "half": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float64": torch.float64,
-}
 
 
 class CheckpointError(ValueError):
     """A checkpoint does not match the model it is loaded into, or cannot be read."""
 
 
-def resolve_dtype(dtype: torch.dtype | str | None, config_extra: Mapping | None = None) -> torch.dtype | None:
-    """Turn ``dtype=`` into a floating ``torch.dtype``; ``None`` means float32, ``"auto"`` the
-    checkpoint's own (``None`` returned: keep each tensor's stored dtype)."""
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, str):
-        if dtype == "auto":
-            stored = (config_extra or {}).get("dtype") or (config_extra or {}).get("torch_dtype")
-            return _DTYPE_NAMES.get(stored) if isinstance(stored, str) else None
-        name = dtype.removeprefix("torch.")
-        if name not in _DTYPE_NAMES:
-            raise ValueError(f"dtype {dtype!r} is not supported; use one of {sorted(_DTYPE_NAMES)} or 'auto'")
-        return _DTYPE_NAMES[name]
-    if isinstance(dtype, torch.dtype):
-        if not dtype.is_floating_point:
-            raise ValueError(f"dtype must be a floating point type, got {dtype}")
-        return dtype
-    raise TypeError(f"dtype must be a torch.dtype, a string or None, got {type(dtype).__name__}")
-
-
-def resolve_device(device: torch.device | str | None) -> torch.device:
-    """``device=`` of ``from_pretrained`` as a ``torch.device`` that can hold weights (default CPU)."""
-    if device is None:
-        return torch.device("cpu")
-    if not isinstance(device, (torch.device, str, int)) or isinstance(device, bool):
-        raise TypeError(f"device must be a torch.device, a string like 'cuda:0' or None, got {type(device).__name__}")
-    try:
-        device = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f"device {device!r} is not a valid torch device: {exc}") from exc
-    if device.type == "meta":
-        raise ValueError("device='meta' cannot hold loaded weights; build the model from its config under torch.device('meta')")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} was asked for but CUDA is not available in this process")
-    return device
-
-
-def resolve_model_dir(path: str | os.PathLike) -> str:
-    """A local directory as given, or a hub id downloaded through ``huggingface_hub`` when installed."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"from_pretrained expects a directory path (str or os.PathLike), got {type(path).__name__}")
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        return path
-    if os.path.exists(path):
-        raise NotADirectoryError(f"{path!r} is a file; from_pretrained expects a directory holding config.json")
-    looks_like_repo_id = re.fullmatch(r"[\w.-]+/[\w.-]+", path) is not None
-    if not looks_like_repo_id:
-        raise FileNotFoundError(f"model directory {path!r} does not exist")
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError as exc:
-        raise FileNotFoundError(
-            f"{path!r} is not a local directory, and huggingface_hub is not installed to fetch it from the hub"
-        ) from exc
-    return snapshot_download(path, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"])
+class MissingWeightsError(CheckpointError, OSError):
+    """No weights file where one was looked for (an ``OSError`` too, as transformers raises there)."""
 
 
 def _read_weight_map(index: str) -> dict[str, str]:
@@ -117,10 +59,22 @@ def _read_weight_map(index: str) -> dict[str, str]:
     return weight_map
 
 
-def _checkpoint_files(directory: str) -> tuple[list[str], set[str] | None]:
-    """The safetensors files of the checkpoint, and the keys its index promises (None: no index)."""
+def _checkpoint_files(directory: str, use_safetensors: bool | None = None) -> tuple[list[str], set[str] | None]:
+    """The safetensors files of the checkpoint, and the keys its index promises (None: no index).
+
+    ``use_safetensors=False`` asks for pickle weights, which pe_av never reads: as in transformers, a
+    directory with safetensors only is then an ``OSError``."""
     single = os.path.join(directory, SAFE_WEIGHTS_NAME)
     index = os.path.join(directory, SAFE_WEIGHTS_INDEX_NAME)
+    pickles = [name for name in _PICKLE_NAMES if os.path.exists(os.path.join(directory, name))]
+    if use_safetensors is False:
+        if pickles:
+            raise CheckpointError(
+                f"use_safetensors=False asks for the pickle weights in {directory} ({', '.join(pickles)}); pe_av never "
+                "unpickles files (they can run arbitrary code): convert them to model.safetensors and load that"
+            )
+        raise MissingWeightsError(f"Error no file named {SAFE_WEIGHTS_NAME}, or pytorch_model.bin, found in directory "
+                                  f"{directory} (use_safetensors=False: pe_av reads safetensors only)")
     if os.path.isfile(single):
         return [single], None
     if os.path.isfile(index):
@@ -130,13 +84,21 @@ def _checkpoint_files(directory: str) -> tuple[list[str], set[str] | None]:
         if missing:
             raise CheckpointError(f"{index} names shard files that do not exist: {missing}")
         return [os.path.join(directory, s) for s in shards], set(weight_map)
-    pickles = [name for name in _PICKLE_NAMES if os.path.exists(os.path.join(directory, name))]
     if pickles:
-        raise CheckpointError(
+        raise MissingWeightsError(
             f"{directory} holds only pickle weights ({', '.join(pickles)}). pe_av never unpickles files "
             "(they can run arbitrary code); convert them to model.safetensors first."
         )
-    raise CheckpointError(f"no {SAFE_WEIGHTS_NAME} or {SAFE_WEIGHTS_INDEX_NAME} in {directory}")
+    raise MissingWeightsError(f"no {SAFE_WEIGHTS_NAME} or {SAFE_WEIGHTS_INDEX_NAME} in {directory}")
+
+
+def index_dtype(directory: str) -> Any:
+    """The ``dtype`` a sharded checkpoint's index names in its ``metadata`` (None when it names none)."""
+    path = os.path.join(directory, SAFE_WEIGHTS_INDEX_NAME)
+    if os.path.isfile(path) and not os.path.isfile(os.path.join(directory, SAFE_WEIGHTS_NAME)):
+        metadata = read_json_object(path, holds="a safetensors index").get("metadata")
+        return metadata.get("dtype") if isinstance(metadata, dict) else None
+    return None
 
 
 @dataclass(frozen=True)
@@ -159,10 +121,12 @@ _HEADER_DTYPES = {
 }
 
 
-def _each_file(directory: str, device: torch.device | str, visit: Callable[[str, Any], None]) -> None:
+def _each_file(
+    directory: str, device: torch.device | str, visit: Callable[[str, Any], None], use_safetensors: bool | None = None
+) -> None:
     """Open every safetensors file of the checkpoint and call ``visit(path, handle)``; read errors
     become ``CheckpointError``, and the keys an index promises must all be somewhere."""
-    files, indexed_keys = _checkpoint_files(directory)
+    files, indexed_keys = _checkpoint_files(directory, use_safetensors)
     seen: set[str] = set()
     for path in files:
         try:
@@ -185,9 +149,10 @@ def _each_file(directory: str, device: torch.device | str, visit: Callable[[str,
             )
 
 
-def read_header(directory: str) -> dict[str, TensorInfo]:
-    """Name, shape and dtype of every tensor of the checkpoint in ``directory``, read from the safetensors
-    headers (and the index of a sharded checkpoint) only: no tensor data is read."""
+def read_header(directory: str, use_safetensors: bool | None = None) -> dict[str, TensorInfo]:
+    """Name, shape and dtype of every tensor of the checkpoint in ``directory`` (shard by shard, in file
+    order), read from the safetensors headers (and the index of a sharded checkpoint) only: no tensor
+    data is read."""
     header: dict[str, TensorInfo] = {}
 
     def visit(path: str, fh: Any) -> None:
@@ -196,7 +161,7 @@ def read_header(directory: str) -> dict[str, TensorInfo]:
             dtype = piece.get_dtype()
             header[key] = TensorInfo(tuple(piece.get_shape()), str(_HEADER_DTYPES.get(dtype, dtype)))
 
-    _each_file(directory, "cpu", visit)
+    _each_file(directory, "cpu", visit, use_safetensors)
     return header
 
 
@@ -212,9 +177,13 @@ def read_state_dict(directory: str, device: torch.device | str = "cpu") -> dict[
     return state
 
 
-def check_config_header(config: Any, header: Mapping[str, TensorInfo], model_class: type, source: str = "config.json") -> None:
+def check_config_header(
+    config: Any, header: Mapping[str, TensorInfo], model_class: type, source: str = "config.json",
+    compare_shapes: bool = True,
+) -> None:
     """Raise ``CheckpointError`` naming the config field when ``config`` asks for stacks or widths the
     header does not show (see :mod:`pe_av.config.layout`); cheap, and run before any model is built.
+    ``compare_shapes=False`` (``ignore_mismatched_sizes``) compares the stacks only.
 
     Applies to the model classes the registry lists for the config's type (their key layout is the one
     the layouts describe); any other class is only checked strictly, once built.
@@ -225,7 +194,8 @@ def check_config_header(config: Any, header: Mapping[str, TensorInfo], model_cla
     entry = MODEL_TYPES.get(getattr(config, "model_type", None))
     if entry is None or model_class not in entry.model_classes:
         return
-    problems = header_mismatches(config, {k: v.shape for k, v in header.items()}, model_class.tied_prefixes)
+    shapes = {k: v.shape for k, v in header.items()}
+    problems = header_mismatches(config, shapes, model_class.tied_prefixes, compare_shapes=compare_shapes)
     if problems:
         more = f"; ... ({len(problems) - 3} more)" if len(problems) > 3 else ""
         raise CheckpointError(f"{source}: " + "; ".join(problems[:3]) + more)
@@ -244,8 +214,16 @@ def _fmt_keys(keys: list[str], limit: int = 20) -> str:
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
 
-def match_keys(model: nn.Module, found: Mapping[str, TensorInfo]) -> dict[str, str]:
-    """Each of ``model``'s state-dict keys → the checkpoint key that fills it, checked strictly.
+#: a weight left out for its shape: (model key, shape in the checkpoint, shape in the model), as
+#: transformers lists it in ``loading_info["mismatched_keys"]``
+Mismatch = tuple[str, torch.Size, torch.Size]
+
+
+def match_keys(
+    model: nn.Module, found: Mapping[str, TensorInfo], ignore_mismatched_sizes: bool = False
+) -> tuple[dict[str, str], list[Mismatch]]:
+    """Each of ``model``'s state-dict keys → the checkpoint key that fills it, checked strictly, and the
+    weights left out for their shape (only with ``ignore_mismatched_sizes``; else a shape is an error).
 
     Keys of weights the model shares between submodules (tied weights) may appear once; every other
     expected key must be present with its exact shape and kind (floating or not), and no unexpected key
@@ -256,6 +234,7 @@ def match_keys(model: nn.Module, found: Mapping[str, TensorInfo]) -> dict[str, s
     unexpected = sorted(k for k in found if k not in expected)
     missing: list[str] = []
     sources: dict[str, str] = {}
+    mismatched: list[Mismatch] = []
     for key, param in expected.items():
         source = key if key in found else next((k for k in groups[key] if k in found), None)
         if source is None:
@@ -263,6 +242,9 @@ def match_keys(model: nn.Module, found: Mapping[str, TensorInfo]) -> dict[str, s
             continue
         info = found[source]
         if info.shape != tuple(param.shape):
+            if ignore_mismatched_sizes:
+                mismatched.append((key, torch.Size(info.shape), torch.Size(param.shape)))
+                continue
             raise CheckpointError(
                 f"shape mismatch for {source!r}: checkpoint has {info.shape}, "
                 f"the model (from config.json) expects {tuple(param.shape)}"
@@ -282,7 +264,7 @@ def match_keys(model: nn.Module, found: Mapping[str, TensorInfo]) -> dict[str, s
         raise CheckpointError(
             f"checkpoint does not match {type(model).__name__} built from its config.json; " + "; ".join(parts)
         )
-    return sources
+    return sources, mismatched
 
 
 def _non_finite(tensors: Mapping[str, torch.Tensor]) -> list[str]:
@@ -305,19 +287,22 @@ def _non_finite(tensors: Mapping[str, torch.Tensor]) -> list[str]:
 
 
 def load_weights(
-    model: nn.Module, state: dict[str, torch.Tensor], dtype: torch.dtype | None, check_weights: bool = True
-) -> None:
-    """Assign ``state`` into ``model`` (built on any device, typically ``meta``), strictly (see
-    :func:`match_keys`), cast to ``dtype`` (None: keep the stored dtype).
+    model: nn.Module, state: dict[str, torch.Tensor], dtype: torch.dtype, check_weights: bool = True,
+    ignore_mismatched_sizes: bool = False, device: torch.device | str = "cpu",
+) -> list[Mismatch]:
+    """Fill ``model`` (built on any device, typically ``meta``) with ``state``, matched as :func:`match_keys`
+    says, every floating tensor cast to ``dtype``; returns the weights left out for their shape.
 
     With ``check_weights`` every floating tensor must be finite after the cast: a NaN or an infinity
     (stored, or from a cast that overflows, e.g. float32 → float16) is a ``CheckpointError`` naming the
-    first keys, since such weights would only show as NaN outputs.
+    first keys, since such weights would only show as NaN outputs. When weights are left out the model
+    is materialised on ``device``, initialised by its ``init_weights`` (its own random init, as transformers
+    re-initialises such weights), and the checkpoint's other tensors are copied over that.
     """
     infos = {k: TensorInfo(tuple(t.shape), str(t.dtype)) for k, t in state.items()}
-    sources = match_keys(model, infos)
+    sources, mismatched = match_keys(model, infos, ignore_mismatched_sizes)
     cast = {
-        source: state[source].to(dtype) if dtype is not None and state[source].is_floating_point() else state[source]
+        source: state[source].to(dtype) if state[source].is_floating_point() else state[source]
         for source in set(sources.values())
     }
     if check_weights:
@@ -329,14 +314,15 @@ def load_weights(
                 f"the checkpoint has non-finite weights (NaN or Inf) in {len(bad)} tensor(s): {_fmt_keys(bad, 5)}"
                 f"{why}; pass check_weights=False to from_pretrained to load them anyway"
             )
-    if dtype is None:  # "auto": keep the stored dtype, which must then be one dtype for the whole model
-        stored = sorted({str(t.dtype) for t in cast.values() if t.is_floating_point()})
-        if len(stored) > 1:
-            raise CheckpointError(
-                f"the checkpoint mixes floating dtypes {stored} and its config.json names none; "
-                "pass dtype= (e.g. torch.float32) to from_pretrained"
-            )
-    model.load_state_dict({key: cast[source] for key, source in sources.items()}, strict=True, assign=True)
+    values = {key: cast[source] for key, source in sources.items()}
+    if not mismatched:
+        model.load_state_dict(values, strict=True, assign=True)
+        return mismatched
+    model.to_empty(device=device)
+    model.to(dtype)
+    model.init_weights()
+    model.load_state_dict(values, strict=False)
+    return mismatched
 
 
 def _parse_size(size: int | str) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, ClassVar
 
 from .base import (
@@ -15,8 +15,8 @@ from .base import (
     MAX_VOCAB,
     MAX_WIDTH,
     ConfigBase,
-    _as_config,
     _is_int,
+    config_class,
     _require_layer_count,
     _require_number,
     _require_positive_int,
@@ -31,22 +31,32 @@ MAX_MLP_RATIO = 64.0
 # Audio codec
 
 
-@dataclass
-class DacConfig(ConfigBase):
-    """The DAC audio codec encoder (only the encoder half is used by PE-AV).
+#: what transformers fills in for a ``dac_config`` given as a dict or None inside a PE audio encoder's config:
+#: PE-AV's codec (width 64, strides 2·8·10·12 = hop 1920, codebook dim 128)
+PE_DAC_DEFAULTS: dict[str, Any] = {"downsampling_ratios": [2, 8, 10, 12], "encoder_hidden_size": 64, "codebook_dim": 128}
 
-    Defaults are PE-AV's (width 64, strides 2·8·10·12 = hop 1920, codebook dim 128), which transformers
-    applies whenever ``dac_config`` comes as a dict inside a PE audio config.
-    """
+
+@config_class
+class DacConfig(ConfigBase):
+    """The DAC audio codec (only the encoder half is used by PE-AV); fields and defaults as transformers'
+    ``DacConfig`` (a PE audio encoder's ``dac_config`` gets :data:`PE_DAC_DEFAULTS` on top)."""
 
     model_type: ClassVar[str] = "dac"
     derived_keys: ClassVar[tuple[str, ...]] = ("hidden_size", "hop_length", "upsampling_ratios")
 
     encoder_hidden_size: int = 64
-    downsampling_ratios: list[int] = field(default_factory=lambda: [2, 8, 10, 12])
-    codebook_dim: int = 128
+    downsampling_ratios: list[int] = field(default_factory=lambda: [2, 4, 8, 8])
+    decoder_hidden_size: int = 1536
+    n_codebooks: int = 9
+    codebook_size: int = 1024
+    codebook_dim: int = 8
+    quantizer_dropout: float = 0.0
+    commitment_loss_weight: float = 0.25
+    codebook_loss_weight: float = 1.0
+    sampling_rate: int = 16000
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _require_positive_int(
             "dac_config", at_most=MAX_WIDTH, encoder_hidden_size=self.encoder_hidden_size, codebook_dim=self.codebook_dim
         )
@@ -86,7 +96,7 @@ class DacConfig(ConfigBase):
 # The PE transformer shared by the audio, video and fusion encoders
 
 
-@dataclass
+@config_class
 class PeTransformerConfig(ConfigBase):
     """Dimensions of one PE transformer stack (fields and defaults as in transformers)."""
 
@@ -106,11 +116,18 @@ class PeTransformerConfig(ConfigBase):
 
     @classmethod
     def _upgrade_legacy_keys(cls, kwargs: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-        if kwargs.get("rope_parameters") is None and "rope_theta" in extra:
-            kwargs["rope_parameters"] = {"rope_type": "default", "rope_theta": extra.pop("rope_theta")}
+        """``rope_scaling`` and a flat ``rope_theta`` (older files, keywords) go into ``rope_parameters``."""
+        rope = extra.pop("rope_scaling", None) or kwargs.get("rope_parameters")
+        theta = extra.pop("rope_theta", None)
+        if theta is not None or rope is not None:
+            rope = dict(rope or {})
+            if theta is not None:
+                rope.setdefault("rope_theta", theta)
+            kwargs["rope_parameters"] = rope
         return kwargs
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         name = type(self).__name__
         if self.num_key_value_heads is None:
             self.num_key_value_heads = self.num_attention_heads
@@ -160,44 +177,103 @@ class PeTransformerConfig(ConfigBase):
         return self.num_attention_heads // self.num_key_value_heads
 
 
-@dataclass
+@config_class
 class PeAudioEncoderConfig(PeTransformerConfig):
     """``PeAudioEncoder``: DAC codec encoder + PE transformer."""
 
     model_type: ClassVar[str] = "pe_audio_encoder"
     sub_config_classes: ClassVar[dict[str, type[ConfigBase]]] = {"dac_config": DacConfig}
+    sub_config_defaults: ClassVar[dict[str, dict[str, Any]]] = {"dac_config": PE_DAC_DEFAULTS}
 
     dac_config: DacConfig | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.dac_config is None:
-            self.dac_config = DacConfig()
-        elif isinstance(self.dac_config, Mapping):
-            self.dac_config = DacConfig.from_dict(self.dac_config)
 
 
 # --------------------------------------------------------------------------------------------------
 # Vision
 
 
-@dataclass
-class TimmVisionConfig(ConfigBase):
-    """The ViT frame encoder, described as transformers' ``timm_wrapper`` config describes it.
+def _label_property(key: str) -> property:
+    def get(self: TimmVisionConfig) -> Any:
+        return self.extra.get(key)
 
-    ``architecture`` names a timm model (``vit_pe_core_*``); ``model_args`` overrides its defaults.
+    def set_(self: TimmVisionConfig, value: Any) -> None:
+        if value is None:
+            self.__dict__.get("extra", {}).pop(key, None)
+        else:
+            self.extra[key] = value
+
+    return property(get, set_, doc=f"``{key}`` (kept in ``extra``: the ViT's head size has rules of its own)")
+
+
+#: what transformers fills in for a ``vision_config`` given as a dict or None inside a PE video encoder's config
+PE_VISION_DEFAULTS: dict[str, Any] = {"architecture": "vit_pe_core_large_patch14_336", "do_pooling": True,
+                                      "num_classes": 1024, "global_pool": "map", "initializer_range": 0.02}
+
+
+@config_class
+class TimmVisionConfig(ConfigBase):
+    """The ViT frame encoder, described as transformers' ``timm_wrapper`` config describes it (its defaults
+    but ``architecture``, PE-Core large rather than timm's ``resnet50``, which pe_av does not implement; a PE
+    video encoder's ``vision_config`` gets :data:`PE_VISION_DEFAULTS` on top).
+
+    ``architecture`` names a timm model (``vit_pe_core_*``); ``model_args`` overrides its defaults. The
+    labels (``num_labels``, ``id2label``, ``label_names``) stay in ``extra``: the classifier's size follows
+    :func:`pe_av.models.vision_spec.vision_num_classes`, which :attr:`num_labels` reports.
     """
 
     model_type: ClassVar[str] = "timm_wrapper"
+    labels_in_extra: ClassVar[bool] = True
 
-    architecture: str = "vit_pe_core_large_patch14_336"
+    architecture: str = "vit_pe_core_large_patch14_336"  # transformers: "resnet50", which pe_av has not
     model_args: dict[str, Any] | None = None
-    num_classes: int = 1024
-    global_pool: str = "map"
+    num_classes: int = 2
     do_pooling: bool = True
     initializer_range: float = 0.02
 
+    id2label = _label_property("id2label")
+    label2id = _label_property("label2id")
+
+    @property
+    def num_labels(self) -> int:
+        """Classifier outputs: ``num_labels``, else the length of ``id2label`` or ``label_names``, else ``num_classes``."""
+        if "num_labels" in self.extra:
+            return self.extra["num_labels"]
+        for key in ("id2label", "label_names"):
+            if isinstance(self.extra.get(key), (Mapping, list)):
+                return len(self.extra[key])
+        return self.num_classes
+
+    @num_labels.setter
+    def num_labels(self, value: int) -> None:
+        """Set the head size; label names of another length are dropped (transformers renames them ``LABEL_i``)."""
+        for key in ("id2label", "label2id", "label_names"):
+            if isinstance(self.extra.get(key), (Mapping, list)) and len(self.extra[key]) != value:
+                del self.extra[key]
+        self.extra["num_labels"] = value
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], **kwargs: Any) -> Any:
+        """As transformers' ``TimmWrapperConfig.from_dict`` (a top-level ViT config), which reads ``num_classes``
+        as the head size: it is written back as :attr:`num_labels`."""
+        result = super().from_dict(data, **kwargs)
+        (result[0] if isinstance(result, tuple) else result)._num_classes_given = False
+        return result
+
+    @classmethod
+    def _upgrade_legacy_keys(cls, kwargs: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+        extra["_num_classes_given"] = "num_classes" in kwargs
+        return kwargs
+
+    def to_dict(self) -> dict[str, Any]:
+        """As transformers: ``num_classes`` is the head size (:attr:`num_labels`) unless it was given."""
+        out = super().to_dict()
+        if not self._num_classes_given:
+            out["num_classes"] = self.num_labels
+        return out
+
     def __post_init__(self) -> None:
+        self._num_classes_given = self.extra.pop("_num_classes_given", True)
+        super().__post_init__()
         if not isinstance(self.architecture, str) or not self.architecture:
             raise ValueError(f"vision_config.architecture must be a timm model name, got {self.architecture!r}")
         if self.model_args is not None and not isinstance(self.model_args, Mapping):
@@ -235,24 +311,18 @@ def _check_vit_args(args: Mapping[str, Any]) -> None:
             raise ValueError(f"vision_config.model_args.{key} must be at most {MAX_MLP_RATIO} (pe_av's bound), got {args[key]!r}")
 
 
-@dataclass
+@config_class
 class PeVideoEncoderConfig(PeTransformerConfig):
     """``PeVideoEncoder``: per-frame ViT + PE transformer over frames."""
 
     model_type: ClassVar[str] = "pe_video_encoder"
     sub_config_classes: ClassVar[dict[str, type[ConfigBase]]] = {"vision_config": TimmVisionConfig}
+    sub_config_defaults: ClassVar[dict[str, dict[str, Any]]] = {"vision_config": PE_VISION_DEFAULTS}
 
     vision_config: TimmVisionConfig | None = None
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.vision_config is None:
-            self.vision_config = TimmVisionConfig()
-        elif isinstance(self.vision_config, Mapping):
-            self.vision_config = TimmVisionConfig.from_dict(self.vision_config)
 
-
-@dataclass
+@config_class
 class PeAudioVideoEncoderConfig(PeTransformerConfig):
     """``PeAudioVideoEncoder``: fusion PE transformer over the audio and video encoders' outputs."""
 
@@ -264,8 +334,3 @@ class PeAudioVideoEncoderConfig(PeTransformerConfig):
 
     audio_config: PeAudioEncoderConfig | None = None
     video_config: PeVideoEncoderConfig | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.audio_config = _as_config(self.audio_config, PeAudioEncoderConfig)
-        self.video_config = _as_config(self.video_config, PeVideoEncoderConfig)

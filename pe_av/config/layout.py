@@ -228,10 +228,12 @@ def _as_number(index: str) -> tuple[int, str]:
 
 
 def header_mismatches(
-    config: ConfigBase, shapes: Mapping[str, Sequence[int]], tied_prefixes: Mapping[str, str] | None = None
+    config: ConfigBase, shapes: Mapping[str, Sequence[int]], tied_prefixes: Mapping[str, str] | None = None,
+    compare_shapes: bool = True,
 ) -> list[str]:
     """How ``config`` disagrees with a checkpoint whose header maps keys to ``shapes`` (empty: it agrees
-    as far as the layouts tell). Stacks are compared first: they are what makes a wrong config slow to build."""
+    as far as the layouts tell). Stacks are compared first: they are what makes a wrong config slow to build.
+    ``compare_shapes=False`` compares the stacks only (for ``ignore_mismatched_sizes``)."""
     tied = tied_prefixes or {}
     keys = list(shapes)
     problems: list[str] = []
@@ -241,7 +243,7 @@ def header_mismatches(
             problem = _stack_mismatch(item, keys, tied)
             if problem:
                 problems.append(path + problem)
-        else:
+        elif compare_shapes:
             shape_items.append((path, item))
     for path, item in shape_items:
         key = next((k for k in _aliases(item.key, tied) if k in shapes), None)

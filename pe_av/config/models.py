@@ -4,18 +4,19 @@ encoders, nested as transformers nests them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from .base import ConfigBase, _as_config
+from .base import ConfigBase, config_class
 from .encoders import PeAudioEncoderConfig, PeAudioVideoEncoderConfig, PeVideoEncoderConfig
-from .text import ModernBertConfig
+from .text import PE_TEXT_DEFAULTS, ModernBertConfig
+
+_TEXT_DEFAULTS: dict[str, dict[str, Any]] = {"text_config": PE_TEXT_DEFAULTS}
 
 # --------------------------------------------------------------------------------------------------
 # Whole models
 
 
-@dataclass
+@config_class
 class PeAudioConfig(ConfigBase):
     """``PeAudioModel`` / ``PeAudioFrameLevelModel``: text tower + audio encoder."""
 
@@ -25,15 +26,13 @@ class PeAudioConfig(ConfigBase):
         "audio_config": PeAudioEncoderConfig,
     }
 
+    sub_config_defaults: ClassVar[dict[str, dict[str, Any]]] = _TEXT_DEFAULTS
+
     text_config: ModernBertConfig | None = None
     audio_config: PeAudioEncoderConfig | None = None
 
-    def __post_init__(self) -> None:
-        self.text_config = _as_config(self.text_config, ModernBertConfig)
-        self.audio_config = _as_config(self.audio_config, PeAudioEncoderConfig)
 
-
-@dataclass
+@config_class
 class PeVideoConfig(ConfigBase):
     """``PeVideoModel``: text tower + video encoder."""
 
@@ -43,15 +42,13 @@ class PeVideoConfig(ConfigBase):
         "video_config": PeVideoEncoderConfig,
     }
 
+    sub_config_defaults: ClassVar[dict[str, dict[str, Any]]] = _TEXT_DEFAULTS
+
     text_config: ModernBertConfig | None = None
     video_config: PeVideoEncoderConfig | None = None
 
-    def __post_init__(self) -> None:
-        self.text_config = _as_config(self.text_config, ModernBertConfig)
-        self.video_config = _as_config(self.video_config, PeVideoEncoderConfig)
 
-
-@dataclass
+@config_class
 class PeAudioVideoConfig(ConfigBase):
     """``PeAudioVideoModel``: text tower + fusion encoder (which holds the audio and video encoders)."""
 
@@ -61,13 +58,11 @@ class PeAudioVideoConfig(ConfigBase):
         "audio_video_config": PeAudioVideoEncoderConfig,
     }
 
+    sub_config_defaults: ClassVar[dict[str, dict[str, Any]]] = _TEXT_DEFAULTS
+
     text_config: ModernBertConfig | None = None
     audio_video_config: PeAudioVideoEncoderConfig | None = None
     tie_word_embeddings: bool = True
-
-    def __post_init__(self) -> None:
-        self.text_config = _as_config(self.text_config, ModernBertConfig)
-        self.audio_video_config = _as_config(self.audio_video_config, PeAudioVideoEncoderConfig)
 
     @property
     def audio_config(self) -> PeAudioConfig:
