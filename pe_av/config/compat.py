@@ -12,7 +12,6 @@ defaults; and a sub-config nested two levels down in full. ``to_json_string(use_
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math

@@ -291,6 +291,12 @@ def finish(output: ModelOutput, return_dict: bool) -> ModelOutput | tuple[Any, .
     return output if return_dict else output.to_tuple()
 
 
+def ties_last_hidden_state(config: Any) -> bool:
+    """``config.tie_last_hidden_states`` as transformers reads it (unset: true)."""
+    value = getattr(config, "tie_last_hidden_states", None)
+    return True if value is None else bool(value)
+
+
 class Recorder:
     """Collects the hidden states and attention probabilities one forward was asked for.
 
@@ -299,7 +305,12 @@ class Recorder:
     recorded as None, and never kept). ``output_attentions``: record each layer's probabilities.
     """
 
-    def __init__(self, output_hidden_states: Any, output_attentions: Any, num_states: int) -> None:
+    def __init__(
+        self, output_hidden_states: Any, output_attentions: Any, num_states: int, tie_last: bool = True
+    ) -> None:
+        #: whether the last recorded state becomes the final (normed) output, as transformers'
+        #: ``config.tie_last_hidden_states`` (default true) decides; false keeps the last layer's own output
+        self.tie_last = tie_last
         self.selected: set[int] | None = None
         if output_hidden_states and not isinstance(output_hidden_states, bool):
             chosen = [output_hidden_states] if isinstance(output_hidden_states, int) else list(output_hidden_states)
@@ -317,11 +328,11 @@ class Recorder:
             self.states.append(state if self.wants_state() else None)
 
     def hidden_states(self, last: torch.Tensor) -> tuple[torch.Tensor | None, ...] | None:
-        """The recorded states, the last one (when recorded) replaced by the final ``last``."""
+        """The recorded states, the last one (when recorded and tied) replaced by the final ``last``."""
         if self.states is None:
             return None
         states = list(self.states)
-        if states and states[-1] is not None:
+        if self.tie_last and states and states[-1] is not None:
             states[-1] = last
         return tuple(states)
 

@@ -17,7 +17,7 @@ from ..ops import Linear, RMSNorm, rope_attention, rope_cos_sin, swiglu
 from ..ops.attention import with_probabilities
 from .base import PePreTrainedModel
 from .inputs import tracing
-from .outputs import Recorder
+from .outputs import Recorder, ties_last_hidden_state
 
 
 class MaskedGroupNorm(nn.GroupNorm):
@@ -235,7 +235,9 @@ class PeTransformerEncoder(PePreTrainedModel):
 
     def recorder(self, output_hidden_states: object, output_attentions: object) -> Recorder:
         """A :class:`Recorder` for this stack's ``num_hidden_layers + 1`` hidden states."""
-        return Recorder(output_hidden_states, output_attentions, len(self.layers) + 1)
+        return Recorder(
+            output_hidden_states, output_attentions, len(self.layers) + 1, ties_last_hidden_state(self.config)
+        )
 
     def encode(
         self,

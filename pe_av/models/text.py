@@ -12,6 +12,12 @@ layer 22 of a 28-layer tower); then only the first ``n`` layers are needed, and
 :meth:`ModernBertModel.text_embedding` runs only those. Layer ``n``'s output is transformers'
 ``hidden_states[n]`` for ``n`` below the layer count; for ``n`` equal to it, it is the last layer's
 raw output, whereas transformers' ``hidden_states[-1]`` is the normed ``last_hidden_state``.
+
+``config.tie_last_hidden_states`` (transformers 5, default true) decides what ``hidden_states[-1]``
+is: the normed ``last_hidden_state`` (true), or the last layer's raw output (false). The PE-AV models
+read their text embedding as ``hidden_states[-1][:, 0]``, so with ``false`` the embedding is the last
+layer's raw output: a tower truncated to Meta's layer 22 with ``tie_last_hidden_states: false``
+reproduces the original model's text embeddings, in transformers and here alike.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from ..ops import ACTIVATIONS, LayerNorm, Linear, apply_rope_half_split, attenti
 from ..ops.attention import with_probabilities
 from .base import PePreTrainedModel
 from .inputs import check_each_has_valid, check_padding_mask, check_starts_valid, describe_type, tracing
-from .outputs import BaseModelOutput, Recorder, call_option, finish
+from .outputs import BaseModelOutput, Recorder, call_option, finish, ties_last_hidden_state
 
 __all__ = ["ModernBertModel", "check_input_ids"]
 
@@ -276,9 +282,10 @@ class ModernBertModel(PePreTrainedModel):
             call_option(output_hidden_states, self.config, "output_hidden_states"),
             call_option(output_attentions, self.config, "output_attentions"),
             len(self.layers) + 1,
+            ties_last_hidden_state(self.config),
         )
         hidden_states, per_type = self._prepare(input_ids, attention_mask)
-        embedding_layer = self.config.text_embedding_layer
+        embedding_layer = self._embedding_layer()
         recorder.add_state(hidden_states if recorder.wants_state() else None)
         pooled = None
         for index, layer in enumerate(self.layers, start=1):
@@ -294,12 +301,22 @@ class ModernBertModel(PePreTrainedModel):
         recorder.attach(output, hidden_states)
         return finish(output, call_option(return_dict, self.config, "return_dict"))
 
+    def _embedding_layer(self) -> int | None:
+        """The layer whose raw output (no final norm) gives the embedding, or None for the normed output.
+
+        ``text_embedding_layer`` names one; otherwise ``tie_last_hidden_states: false`` means the last layer's
+        raw output, because the PE-AV models read ``hidden_states[-1][:, 0]``, which is that output then.
+        """
+        if self.config.text_embedding_layer is not None:
+            return self.config.text_embedding_layer
+        return None if ties_last_hidden_state(self.config) else len(self.layers)
+
     def text_embedding(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """The ``(B, hidden)`` pooled text vector (same as ``forward(...).pooler_output``).
 
         With ``config.text_embedding_layer = n`` only the first ``n`` layers run.
         """
-        embedding_layer = self.config.text_embedding_layer
+        embedding_layer = self._embedding_layer()
         if embedding_layer is None:
             plain = dict(output_hidden_states=False, output_attentions=False, return_dict=True)
             return self.forward(input_ids, attention_mask, **plain).pooler_output
