@@ -15,14 +15,17 @@ from ..dispatch import BackendModule, backend_modules, backend_override, resolve
 from ..loading import load_weights, read_state_dict, resolve_device, resolve_dtype, resolve_model_dir, save_state_dict
 from ..loading import check_config_header, match_keys, read_header
 from ..ops import RMSNorm, Snake1d
+from .model_api import TransformersModelApi
 
 
-class PePreTrainedModel(nn.Module):
+class PePreTrainedModel(TransformersModelApi, nn.Module):
     """Base class of every pe_av model.
 
     Subclasses set ``config_class`` and, where the reference shares modules between sub-models,
     ``tied_prefixes`` (prefix of the copy → prefix of the saved original) so that saving writes a
-    tied weight once, under the key transformers uses.
+    tied weight once, under the key transformers uses. transformers' model API (``num_parameters``,
+    ``set_attn_implementation``, gradient checkpointing, ``push_to_hub``, ...) comes from
+    :class:`~pe_av.models.model_api.TransformersModelApi`.
     """
 
     config_class: ClassVar[type[ConfigBase]]
