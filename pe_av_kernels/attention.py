@@ -335,8 +335,15 @@ def rope_attention(
     )
 
 
-def problem(q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask=None, **_options) -> str | None:
-    """Why :func:`rope_attention` cannot run on these tensors in this process, or ``None``."""
+def problem(q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask=None, **options) -> str | None:
+    """Why :func:`rope_attention` cannot run on these arguments in this process, or ``None``.
+
+    Besides the kernel's own keywords, ``options`` may hold the op's ``dropout``: the kernel has none, so
+    a ``dropout`` above 0 (attention dropout in training) is a problem, and the op runs its eager form.
+    """
+    dropout = options.get("dropout", 0.0)
+    if dropout:
+        return f"dropout is not supported by the kernel (attention dropout {dropout} in training)"
     head_dim = q.shape[-1]
     if not supports_head_dim(head_dim):
         return f"head_dim {head_dim} is not supported by the kernel (even, at most {MAX_HEAD_DIM})"

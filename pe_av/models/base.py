@@ -20,6 +20,7 @@ from ..load_options import auto_dtype, map_attn_implementation, resolve_dtype, r
 from ..loading import TensorInfo, check_config_header, index_dtype, load_weights, match_keys, read_header, read_state_dict
 from ..loading import save_state_dict
 from ..ops import RMSNorm, Snake1d
+from .model_api import TransformersModelApi
 
 logger = logging.getLogger("pe_av")
 
@@ -36,12 +37,14 @@ def _coerce_config(model_cls: type[PePreTrainedModel], config: Any) -> Any:
     return wanted.from_dict(config.to_dict())
 
 
-class PePreTrainedModel(nn.Module):
+class PePreTrainedModel(TransformersModelApi, nn.Module):
     """Base class of every pe_av model.
 
     Subclasses set ``config_class`` and, where the reference shares modules between sub-models,
     ``tied_prefixes`` (prefix of the copy → prefix of the saved original) so that saving writes a
-    tied weight once, under the key transformers uses.
+    tied weight once, under the key transformers uses. transformers' model API (``num_parameters``,
+    ``set_attn_implementation``, gradient checkpointing, ``push_to_hub``, ...) comes from
+    :class:`~pe_av.models.model_api.TransformersModelApi`.
     """
 
     config_class: ClassVar[type[ConfigBase]]

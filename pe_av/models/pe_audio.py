@@ -40,7 +40,7 @@ class PeAudioModel(PePreTrainedModel):
     """
 
     config_class = PeAudioConfig
-    main_input_name = "input_values"
+    main_input_name = "input_ids"  # as transformers' (the encoder's is input_values)
 
     def __init__(self, config: PeAudioConfig) -> None:
         super().__init__(config)

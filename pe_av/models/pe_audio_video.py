@@ -55,7 +55,7 @@ class PeAudioVideoModel(PePreTrainedModel):
     """
 
     config_class = PeAudioVideoConfig
-    main_input_name = "input_values"
+    main_input_name = "input_ids"  # as transformers' (the encoders' are input_values / pixel_values_videos)
     tied_prefixes = {
         "audio_model.text_model.": "text_model.",
         "video_model.text_model.": "text_model.",
@@ -216,11 +216,8 @@ class PeAudioVideoModel(PePreTrainedModel):
 
         out = PeAudioVideoOutput()
         records = dict(output_hidden_states=output_hidden_states, output_attentions=output_attentions, return_dict=True)
-        text_embeds = audio_outputs = video_outputs = None
-        if has_text:
-            text_options = dict(records, output_hidden_states=output_hidden_states or -1)
-            out.text_outputs = self.text_model(input_ids, attention_mask, **text_options)
-            text_embeds = out.text_outputs.pooler_output
+        audio_outputs = video_outputs = None
+        # the towers run in transformers' order (audio/video, then text): dropout draws the same numbers
         if has_audio and has_video:
             fused = self.audio_video_encoder(input_values, pixel_values_videos, padding_mask, padding_mask_videos, **records)
             audio_outputs, video_outputs = fused.audio_model_output, fused.video_model_output
@@ -238,7 +235,9 @@ class PeAudioVideoModel(PePreTrainedModel):
         if video_outputs is not None:
             out.video_embeds = self.video_model.video_head(video_outputs.pooler_output)
         if has_text:
-            self._text_side(out, text_embeds, given == 1, audio_outputs, video_outputs)
+            text_options = dict(records, output_hidden_states=output_hidden_states or -1)
+            out.text_outputs = self.text_model(input_ids, attention_mask, **text_options)
+            self._text_side(out, out.text_outputs.pooler_output, given == 1, audio_outputs, video_outputs)
         self._pair_logits(out)
         if return_loss:
             self._losses(out)

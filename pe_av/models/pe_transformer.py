@@ -16,6 +16,7 @@ from ..dispatch import BackendModule
 from ..ops import Linear, RMSNorm, rope_attention, rope_cos_sin, swiglu
 from ..ops.attention import with_probabilities
 from .base import PePreTrainedModel
+from .checkpointing import CheckpointedLayer
 from .inputs import tracing
 from .outputs import Recorder, ties_last_hidden_state
 
@@ -93,8 +94,9 @@ class PatchEmbedder(nn.Module):
 
 class PeAttention(BackendModule):
     """Bidirectional multi-head attention: q/k/v projections, per-head RMSNorm on q and k, interleaved
-    RoPE, grouped key/value heads, key padding mask, output projection (everything between the
-    projections is the :data:`pe_av.ops.rope_attention` op)."""
+    RoPE, grouped key/value heads, key padding mask, dropout on the attention probabilities in training
+    (``attention_dropout``, as transformers), output projection (everything between the projections is
+    the :data:`pe_av.ops.rope_attention` op)."""
 
     def __init__(
         self,
@@ -104,8 +106,10 @@ class PeAttention(BackendModule):
         head_dim: int,
         bias: bool,
         eps: float,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        self.attention_dropout = dropout
         self.num_heads = num_heads
         self.num_kv_heads = num_kv_heads
         self.head_dim = head_dim
@@ -154,7 +158,7 @@ class PeAttention(BackendModule):
         return q, k, v, self.q_norm.weight, self.k_norm.weight, cos, sin, key_padding_mask
 
     def _options(self) -> dict:
-        return {"eps": self.q_norm.eps, "scale": self.scale}
+        return {"eps": self.q_norm.eps, "scale": self.scale, "dropout": self.attention_dropout if self.training else 0.0}
 
 
 class SwiGLUMLP(BackendModule):
@@ -170,12 +174,13 @@ class SwiGLUMLP(BackendModule):
         return self.down_proj(self.run(swiglu, self.gate_proj(x), self.up_proj(x)))
 
 
-class PeTransformerLayer(nn.Module):
+class PeTransformerLayer(CheckpointedLayer):
     """Pre-norm block: RMSNorm → attention → residual; RMSNorm → SwiGLU MLP → residual.
 
     Each residual add is left to the norm that follows it (:class:`RMSNorm` adds and normalizes in one
     pass, one fused kernel under ``triton``), so :meth:`forward` returns the MLP's output and the
-    running residual separately; the layer's output is their sum.
+    running residual separately; the layer's output is their sum. Under gradient checkpointing only the
+    layer's inputs are kept for the backward pass (see :mod:`pe_av.models.checkpointing`).
     """
 
     def __init__(self, config: PeTransformerConfig) -> None:
@@ -187,18 +192,20 @@ class PeTransformerLayer(nn.Module):
             head_dim=config.head_dim,
             bias=config.attention_bias,
             eps=config.rms_norm_eps,
+            dropout=config.attention_dropout,
         )
         self.mlp = SwiGLUMLP(config.hidden_size, config.intermediate_size)
         self.input_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
 
-    def forward(
+    def layer_forward(
         self,
         hidden_states: torch.Tensor,
         cos: torch.Tensor,
         sin: torch.Tensor,
         key_padding_mask: torch.Tensor | None,
         residual: torch.Tensor | None = None,
+        *,
         attentions: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns ``(mlp_out, residual)``, whose sum is the layer's output. The layer's input is
@@ -261,7 +268,7 @@ class PeTransformerEncoder(PePreTrainedModel):
         recorder.add_state(hidden_states if recorder.wants_state() else None)
         residual = None
         for layer in self.layers:
-            hidden_states, residual = layer(hidden_states, cos, sin, mask, residual, recorder.attentions)
+            hidden_states, residual = layer(hidden_states, cos, sin, mask, residual, attentions=recorder.attentions)
             recorder.add_state(hidden_states + residual if recorder.wants_state() else None)
         if residual is None:  # no layers
             hidden_states = self.norm(hidden_states)

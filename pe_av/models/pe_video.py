@@ -37,7 +37,7 @@ class PeVideoModel(PePreTrainedModel):
     """
 
     config_class = PeVideoConfig
-    main_input_name = "pixel_values_videos"
+    main_input_name = "input_ids"  # as transformers' (the encoder's is pixel_values_videos)
 
     def __init__(self, config: PeVideoConfig) -> None:
         super().__init__(config)

@@ -31,6 +31,7 @@ from ..dispatch import BackendModule
 from ..ops import ACTIVATIONS, LayerNorm, Linear, apply_rope_half_split, attention, gated_activation, rope_cos_sin
 from ..ops.attention import with_probabilities
 from .base import PePreTrainedModel
+from .checkpointing import CheckpointedLayer
 from .inputs import check_each_has_valid, check_padding_mask, check_starts_valid, describe_type, tracing
 from .outputs import BaseModelOutput, Recorder, call_option, finish, ties_last_hidden_state
 
@@ -157,8 +158,9 @@ class ModernBertMLP(BackendModule):
         return self.Wo(self.drop(self.run(gated_activation, value, gate, self.activation)))
 
 
-class ModernBertEncoderLayer(nn.Module):
-    """``x + attn(attn_norm(x))`` then ``x + mlp(mlp_norm(x))``; layer 0 has no ``attn_norm``."""
+class ModernBertEncoderLayer(CheckpointedLayer):
+    """``x + attn(attn_norm(x))`` then ``x + mlp(mlp_norm(x))``; layer 0 has no ``attn_norm``. Checkpointable
+    (see :mod:`pe_av.models.checkpointing`)."""
 
     def __init__(self, config: ModernBertConfig, layer_idx: int) -> None:
         super().__init__()
@@ -171,12 +173,13 @@ class ModernBertEncoderLayer(nn.Module):
         self.mlp_norm = LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
         self.mlp = ModernBertMLP(config)
 
-    def forward(
+    def layer_forward(
         self,
         hidden_states: torch.Tensor,
         cos: torch.Tensor,
         sin: torch.Tensor,
         allowed: torch.Tensor | None,
+        *,
         attentions: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
         hidden_states = hidden_states + self.attn(self.attn_norm(hidden_states), cos, sin, allowed, attentions)
@@ -200,6 +203,14 @@ class ModernBertModel(PePreTrainedModel):
         self.layers = nn.ModuleList(ModernBertEncoderLayer(config, i) for i in range(config.num_hidden_layers))
         self.final_norm = LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
         self._maybe_init_weights()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        """The token embedding ``embeddings.tok_embeddings`` (shared by every sub-model using this tower)."""
+        return self.embeddings.tok_embeddings
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        """Replace the token embedding (in every sub-model sharing this tower)."""
+        self.embeddings.tok_embeddings = value
 
     @torch.no_grad()
     def init_weights(self) -> None:
@@ -289,7 +300,7 @@ class ModernBertModel(PePreTrainedModel):
         recorder.add_state(hidden_states if recorder.wants_state() else None)
         pooled = None
         for index, layer in enumerate(self.layers, start=1):
-            hidden_states = layer(hidden_states, *per_type[layer.attention_type], recorder.attentions)
+            hidden_states = layer(hidden_states, *per_type[layer.attention_type], attentions=recorder.attentions)
             recorder.add_state(hidden_states if recorder.wants_state() else None)
             if index == embedding_layer:
                 pooled = hidden_states[:, 0]

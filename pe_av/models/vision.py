@@ -24,6 +24,7 @@ from ..json_io import read_json_object
 from ..loading import resolve_model_dir
 from ..ops import LayerNorm, Linear, apply_rope_interleaved, attention, gelu, rope_2d_cos_sin
 from .base import PePreTrainedModel
+from .checkpointing import CheckpointedLayer
 from .inputs import check_finite, describe_type
 from .outputs import ImageClassifierOutput, call_option, finish
 from .vision_spec import VisionSpec, record_num_labels
@@ -97,8 +98,9 @@ class VisionAttention(BackendModule):
         return self.proj(out.transpose(1, 2).reshape(batch, seq, dim))
 
 
-class VisionBlock(nn.Module):
-    """Pre-norm block: x + [γ₁·] attn(norm1(x)); x + [γ₂·] mlp(norm2(x)) (γ = LayerScale if configured)."""
+class VisionBlock(CheckpointedLayer):
+    """Pre-norm block: x + [γ₁·] attn(norm1(x)); x + [γ₂·] mlp(norm2(x)) (γ = LayerScale if configured).
+    Checkpointable (see :mod:`pe_av.models.checkpointing`)."""
 
     def __init__(self, spec: VisionSpec) -> None:
         super().__init__()
@@ -113,7 +115,7 @@ class VisionBlock(nn.Module):
         else:
             self.gamma_1 = self.gamma_2 = None
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def layer_forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, *, attentions: None = None) -> torch.Tensor:
         attn = self.attn(self.norm1(x), cos, sin)
         x = x + (attn if self.gamma_1 is None else self.gamma_1 * attn)
         mlp = self.mlp(self.norm2(x))
@@ -236,6 +238,7 @@ class PeVisionModel(PePreTrainedModel):
 
     config_class = TimmVisionConfig
     main_input_name = "pixel_values"
+    model_tags = ["timm"]  # transformers' TimmWrapper tags its pushed models so
 
     def __init__(self, config: TimmVisionConfig) -> None:
         super().__init__(config)
@@ -243,6 +246,13 @@ class PeVisionModel(PePreTrainedModel):
         record_num_labels(config)
         self.timm_model = PeCoreVisionTransformer(self.spec)
         self._maybe_init_weights()
+
+    def get_input_embeddings(self) -> None:
+        """None: a ViT has no token embedding (as transformers' TimmWrapper)."""
+        return None
+
+    def set_input_embeddings(self, value: object) -> None:
+        raise NotImplementedError("TimmWrapper models do not own token embeddings and cannot set them.")
 
     @property
     def num_classes(self) -> int:

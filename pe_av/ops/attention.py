@@ -5,8 +5,10 @@
   dropout. No Triton kernel covers it yet (ModernBERT's window, the ViT): under ``triton`` it runs
   sdpa and says so once.
 - :data:`rope_attention`: the PE transformer's whole path between its projections: per-head RMSNorm on
-  q and k, rotary embedding, then :data:`attention` with a key padding mask. Its ``triton`` form is
-  :func:`pe_av_kernels.rope_attention`, which fuses all of it.
+  q and k, rotary embedding, then :data:`attention` with a key padding mask and ``dropout`` on the
+  probabilities (pass ``config.attention_dropout`` in training, 0 otherwise, as transformers does). Its
+  ``triton`` form is :func:`pe_av_kernels.rope_attention`, which fuses all of it but dropout: with
+  ``dropout > 0`` the kernel reports a problem and the op runs its eager form (one warning).
 
 Masked keys get the dtype's most negative value (not -inf) in the eager form, so a query with no
 visible key averages every value uniformly instead of producing NaN, as the references do.
@@ -98,15 +100,18 @@ attention = Op("attention", {"eager": attention_eager, "sdpa": attention_sdpa, "
 # QK-RMSNorm + RoPE + attention (the PE transformer)
 
 
-def _rope_inputs(norm, q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask, eps, scale, half_split):
-    """Normed, rotated ``(B, H, T, D)`` q and k, ``v`` as ``(B, Hkv, T, D)``, the boolean key mask and the scale."""
+def _rope_inputs(
+    norm, q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask, eps, scale, half_split, dropout
+):
+    """Normed, rotated ``(B, H, T, D)`` q and k, ``v`` as ``(B, Hkv, T, D)``, the boolean key mask, the scale
+    and the dropout probability: :func:`attention_eager`'s arguments."""
     seq = q.shape[1]
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     cos, sin = cos[:seq], sin[:seq]
     q = apply_rope(norm(q, q_norm_weight, eps).transpose(1, 2), cos, sin, half_split)
     k = apply_rope(norm(k, k_norm_weight, eps).transpose(1, 2), cos, sin, half_split)
     mask = None if key_padding_mask is None else key_padding_mask.bool()[:, None, None, :]
-    return q, k, v.transpose(1, 2), mask, scale
+    return q, k, v.transpose(1, 2), mask, scale, float(dropout)
 
 
 def _rope_attention_with(norm, attend):
@@ -123,14 +128,18 @@ def _rope_attention_with(norm, attend):
         eps: float = 1e-6,
         scale: float | None = None,
         half_split: bool = False,
+        dropout: float = 0.0,
     ) -> torch.Tensor:
-        inputs = _rope_inputs(norm, q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask, eps, scale, half_split)
+        inputs = _rope_inputs(
+            norm, q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask, eps, scale, half_split, dropout
+        )
         return attend(*inputs).transpose(1, 2)
 
     form.__doc__ = (
         "``q`` ``(B, T, H, D)``, ``k``/``v`` ``(B, T, Hkv, D)`` projections → ``(B, T, H, D)`` (possibly a view):\n"
         "RMSNorm each head of q and k, rotate them (``cos``/``sin`` ``(>= T, D/2)``; interleaved pairs unless\n"
-        "``half_split``), attend with ``key_padding_mask`` ``(B, T)`` (True/1 = key is real)."
+        "``half_split``), attend with ``key_padding_mask`` ``(B, T)`` (True/1 = key is real), drop attention\n"
+        "probabilities with probability ``dropout`` (0 outside training)."
     )
     return form
 
@@ -148,9 +157,12 @@ def rope_attention_eager_probs(
     eps: float = 1e-6,
     scale: float | None = None,
     half_split: bool = False,
+    dropout: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:data:`rope_attention`'s eager form that also returns the probabilities ``(B, H, T, T)``."""
-    inputs = _rope_inputs(rms_norm_eager, q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask, eps, scale, half_split)
+    """:data:`rope_attention`'s eager form that also returns the probabilities ``(B, H, T, T)`` (after dropout)."""
+    inputs = _rope_inputs(
+        rms_norm_eager, q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask, eps, scale, half_split, dropout
+    )
     out, probs = attention_eager_probs(*inputs)
     return out.transpose(1, 2), probs
 
@@ -181,7 +193,10 @@ class _KernelForwardEagerBackward(torch.autograd.Function):
         return (None, None, *(next(grads) if need else None for need in needs), None)
 
 
-def _run_rope_attention_kernel(kernel, q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask=None, **options):
+def _run_rope_attention_kernel(
+    kernel, q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask=None, dropout=0.0, **options
+):
+    # reached with dropout == 0 only: pe_av_kernels.attention.problem sends dropout > 0 to the eager form
     # the kernel casts norm weights and rotary tables to q's dtype; cast them here, under autograd, so that
     # the eager recompute of the backward sees what the forward used (gradients flow back through the cast)
     q_norm_weight, k_norm_weight, cos, sin = (
