@@ -8,9 +8,7 @@
   device map is a device (``"cuda:1"``, ``0``, ``torch.device``), ``{"": device}``, or ``"auto"`` (and
   ``"balanced"``, ``"balanced_low_0"``, ``"sequential"``), which is the current CUDA device when there is
   one, else the CPU. A map placing modules on several devices is a ``ValueError``.
-- ``attn_implementation`` (:func:`map_attn_implementation`): transformers' backends pe_av lacks
-  (``"flash_attention_2"``/``3``/``4``, ``"flex_attention"``, a hub kernel ``"kernels-community/…"``) run on
-  pe_av's fastest backend for the device, ``"paged|X"`` on ``X``, each with a one-time warning.
+- ``attn_implementation`` names are mapped in one place, :func:`pe_av.models.attn_names.backend_for`.
 - :func:`take_loading_kwargs`: keywords that change nothing here are accepted (``low_cpu_mem_usage``,
   ``trust_remote_code`` …); those asking for what pe_av does not do (``quantization_config``,
   ``max_memory`` …) are a ``ValueError`` when set.
@@ -25,9 +23,8 @@ from typing import Any
 
 import torch
 
-from .dispatch import BACKENDS, BackendFallbackWarning
 
-__all__ = ["auto_dtype", "map_attn_implementation", "resolve_device", "resolve_dtype", "resolve_load_device",
+__all__ = ["auto_dtype", "resolve_device", "resolve_dtype", "resolve_load_device",
            "take_loading_kwargs"]
 
 _DTYPE_NAMES = {
@@ -49,8 +46,6 @@ UNSUPPORTED_KWARGS: dict[str, Any] = {
     "generation_config": None, "fusion_config": None, "allow_all_kernels": False, "experts_implementation": None,
 }
 _AUTO_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
-_TRANSFORMERS_BACKENDS = ("flash_attention_2", "flash_attention_3", "flash_attention_4", "flex_attention")
-_warned: set[str] = set()
 
 
 def take_loading_kwargs(kwargs: dict[str, Any]) -> None:
@@ -173,28 +168,3 @@ def resolve_load_device(device: Any, device_map: Any) -> torch.device:
             "empty model on the meta device, use the context manager or global device with `from_config`, or `ModelClass(config)`"
         )
     return resolve_device(default)
-
-
-# --------------------------------------------------------------------------------------------------
-# attention backends
-
-
-def map_attn_implementation(name: Any) -> Any:
-    """transformers' ``attn_implementation`` as a pe_av backend name (``None``: the device's fastest).
-
-    Names that are neither pe_av's nor transformers' are returned unchanged (an error later names the
-    backends pe_av has)."""
-    if not isinstance(name, str) or name in BACKENDS:
-        return name
-    inner = name.removeprefix("paged|")
-    if inner in BACKENDS:
-        target, why = inner, "paged attention is a generation cache layout pe_av's encoders do not use"
-    elif inner in _TRANSFORMERS_BACKENDS or "/" in inner:
-        target, why = None, "pe_av has no such backend"
-    else:
-        return name
-    if name not in _warned:
-        _warned.add(name)
-        instead = "the fastest backend for the device (triton on CUDA, else sdpa)" if target is None else repr(target)
-        warnings.warn(f"attn_implementation={name!r}: {why}; using {instead} instead", BackendFallbackWarning, stacklevel=4)
-    return target

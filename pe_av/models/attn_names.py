@@ -59,6 +59,14 @@ def backend_for(attn_implementation: Any, device: torch.device | str | None = No
     own = _OWN.get(attn_implementation)
     if own is not None:
         return own
+    inner = attn_implementation.removeprefix("paged|")
+    if inner != attn_implementation and inner in _OWN:
+        # "paged|X" is X with transformers' paged generation cache, which encoders do not use
+        warn_once(
+            f"attn_implementation={attn_implementation!r}: paged attention is a generation cache layout "
+            f"pe_av's encoders do not use; pe_av runs attn_impl={inner!r}"
+        )
+        return inner
     if attn_implementation in TRANSFORMERS_FUSED_NAMES or "/" in attn_implementation:
         backend = default_backend(device)
         warn_once(

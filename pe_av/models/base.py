@@ -16,7 +16,8 @@ import torch.nn as nn
 from ..config import ConfigBase
 from ..dispatch import BackendModule, backend_modules, backend_override, resolve_backend, set_default_backend
 from ..hub import hub_offline, resolve_model_dir
-from ..load_options import auto_dtype, map_attn_implementation, resolve_dtype, resolve_load_device, take_loading_kwargs
+from ..load_options import auto_dtype, resolve_dtype, resolve_load_device, take_loading_kwargs
+from .attn_names import backend_for, record_attn_implementation
 from ..loading import TensorInfo, check_config_header, index_dtype, load_weights, match_keys, read_header, read_state_dict
 from ..loading import save_state_dict
 from ..ops import RMSNorm, Snake1d
@@ -96,7 +97,9 @@ class PePreTrainedModel(TransformersModelApi, nn.Module):
         raises ``RuntimeError`` while any thread is inside :meth:`using_attn_impl` on this model. Threads
         sharing a model should each choose their backend with :meth:`using_attn_impl` instead.
         """
-        set_default_backend(backend_modules(self), resolve_backend(attn_impl, self._device()))
+        backend = resolve_backend(attn_impl, self._device())
+        set_default_backend(backend_modules(self), backend)
+        record_attn_implementation(self, backend)  # config._attn_implementation, where transformers users read it
         return self
 
     @contextlib.contextmanager
@@ -214,8 +217,7 @@ class PePreTrainedModel(TransformersModelApi, nn.Module):
         target = resolve_dtype(dtype, torch_dtype)
         device = resolve_load_device(device, device_map)
         requested = attn_impl if attn_impl is not None else attn_implementation
-        mapped = map_attn_implementation(requested)
-        resolve_backend(mapped, device)  # fail fast, before reading anything
+        backend = backend_for(requested, device)  # fail fast, before reading anything
         path = pretrained_model_name_or_path
         if state_dict is not None and path is not None:
             raise ValueError("`state_dict` cannot be passed together with a model name or a `gguf_file`. "
@@ -225,8 +227,7 @@ class PePreTrainedModel(TransformersModelApi, nn.Module):
         directory = None if path is None and state_dict is not None else resolve_model_dir(path, **hub)
         config, model_kwargs, source = cls._loading_config(config, directory, kwargs, hub)
         if requested is None and config.output_attentions:
-            mapped = "eager"  # attention weights come from the eager forms, as in transformers
-        backend = resolve_backend(mapped, device)
+            backend = "eager"  # attention weights come from the eager forms, as in transformers
         if directory is not None:
             header = read_header(directory, use_safetensors)
         else:
