@@ -9,21 +9,28 @@ Groups (one per op and sequence length ``T``; ``kernel_batch`` clips of ``T`` to
 - ``attention``: everything between the projections — per-head RMSNorm of q and k, RoPE, attention
   with key padding. ``eager``/``sdpa`` are the unfused path (separate QK-norm, RoPE, then
   ``scaled_dot_product_attention``); ``triton`` is one fused flash-attention kernel.
+
+Our backends run the op's dispatch table (``pe_av.ops``), as the models do, so a new kernel in a table
+is benchmarked by the group of its op; a ``triton`` case whose kernel would fall back skips saying why.
+Each group states the op's minimal bytes and FLOPs (``Work``), from which ``timing.roofline`` takes
+its bound: ``e`` is the element size, ``N = kernel_batch · T`` rows.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
-from harness import DEVICE, DTYPE, PRESET, Work, compiled, run_benchmark
+from harness import DEVICE, DTYPE, PRESET, compiled, hf_missing
+from timing import Work, run_op
 
 from pe_av import dispatch
-from pe_av.models.pe_transformer import PeAttention
-from pe_av.ops import RMSNorm, rope_cos_sin, rope_interleaved_tables, rotate_interleaved, swiglu_eager
+from pe_av.dispatch import NO_KERNEL_YET, Kernel
+from pe_av.ops import rms_norm, rope_attention, rope_cos_sin, rope_interleaved_tables, rotate_interleaved, swiglu
 
 EPS = 1e-5
 ROPE_THETA = 20000.0
 SEQS = PRESET.kernel_seqs
+HF_MODELING = "models.pe_audio_video.modeling_pe_audio_video"
 
 
 def _element_size() -> int:
@@ -34,7 +41,11 @@ def _randn(*shape: int) -> torch.Tensor:
     return torch.randn(*shape, device=DEVICE, dtype=DTYPE)
 
 
-def _hf_modeling():
+def _hf(*names: str):
+    """transformers' PE modeling module, after checking it has ``names`` (else the case skips saying why)."""
+    reason = hf_missing(*(f"{HF_MODELING}:{name}" for name in names))
+    if reason is not None:
+        pytest.skip(reason)
     from transformers.models.pe_audio_video import modeling_pe_audio_video
 
     return modeling_pe_audio_video
@@ -52,10 +63,20 @@ def _hf_encoder_config():
     return config
 
 
-def _ours(module: torch.nn.Module, backend: str):
-    module = module.to(DEVICE, DTYPE).eval()
-    module.set_backend("sdpa" if backend == "compile" else backend)
-    return compiled(module) if backend == "compile" else module
+def _ours(op, backend: str, *args, **kwargs):
+    """A call of ``op``'s form for ``backend`` on these arguments (``compile``: our sdpa form compiled)."""
+    if backend == "triton":
+        form = op.forms["triton"]
+        if form is NO_KERNEL_YET:
+            pytest.skip(f"no Triton kernel for {op.name} yet")
+        if isinstance(form, Kernel):
+            problem = dispatch.kernel_problem(form.name, *args, **kwargs)
+            if problem is not None:
+                pytest.skip(f"the {form.name} kernel would fall back to eager here: {problem}")
+    if backend == "compile":
+        run = compiled(lambda *a, **k: op("sdpa", *a, **k))
+        return lambda: run(*args, **kwargs)
+    return lambda: op(backend, *args, **kwargs)
 
 
 def _group(op: str, seq: int) -> str:
@@ -64,67 +85,55 @@ def _group(op: str, seq: int) -> str:
 
 @pytest.mark.parametrize("seq", SEQS)
 def test_rms_norm(benchmark, backend, seq):
-    hidden, tokens = PRESET.pe.hidden, PRESET.kernel_batch * seq
+    hidden, rows, e = PRESET.pe.hidden, PRESET.kernel_batch * seq, _element_size()
     x = _randn(PRESET.kernel_batch, seq, hidden)
+    weight = 1 + 0.1 * _randn(hidden)
     if backend == "hf":
-        norm = _hf_modeling().PeAudioVideoEncoderRMSNorm(hidden, eps=EPS).to(DEVICE, DTYPE)
+        norm = _hf("PeAudioVideoEncoderRMSNorm").PeAudioVideoEncoderRMSNorm(hidden, eps=EPS).to(DEVICE, DTYPE)
+        norm.weight.data.copy_(weight)
+        fn = lambda: norm(x)  # noqa: E731
     else:
-        norm = _ours(RMSNorm(hidden, eps=EPS), backend)
-    run_benchmark(
-        benchmark, lambda: norm(x), group=_group("rms_norm", seq), backend=backend,
-        shapes=dict(x=list(x.shape)), work=Work(tokens=tokens, bytes=2 * x.numel() * _element_size()),
-        rounds=PRESET.kernel_rounds,
-    )
+        fn = _ours(rms_norm, backend, x, weight, EPS)
+    # read x, write out (N·C each), read the weight (C); per element: square, sum, scale, weight = 4 FLOPs
+    work = Work(tokens=rows, bytes=(2 * rows * hidden + hidden) * e, flops=4 * rows * hidden)
+    run_op(benchmark, fn, group=_group("rms_norm", seq), backend=backend, shapes=dict(x=list(x.shape)), work=work)
 
 
 @pytest.mark.parametrize("seq", SEQS)
 def test_rms_norm_residual(benchmark, backend, seq):
-    hidden, tokens = PRESET.pe.hidden, PRESET.kernel_batch * seq
+    hidden, rows, e = PRESET.pe.hidden, PRESET.kernel_batch * seq, _element_size()
     x, residual = _randn(PRESET.kernel_batch, seq, hidden), _randn(PRESET.kernel_batch, seq, hidden)
+    weight = 1 + 0.1 * _randn(hidden)
     if backend == "hf":
-        norm = _hf_modeling().PeAudioVideoEncoderRMSNorm(hidden, eps=EPS).to(DEVICE, DTYPE)
+        norm = _hf("PeAudioVideoEncoderRMSNorm").PeAudioVideoEncoderRMSNorm(hidden, eps=EPS).to(DEVICE, DTYPE)
+        norm.weight.data.copy_(weight)
 
         def fn():
             total = residual + x  # transformers' layer: hidden = residual + hidden, then the next norm
             return norm(total), total
     else:
-        norm = _ours(RMSNorm(hidden, eps=EPS), backend)
-
-        def fn():
-            return norm(x, residual)
-
-    run_benchmark(
-        benchmark, fn, group=_group("rms_norm_residual", seq), backend=backend, shapes=dict(x=list(x.shape)),
-        work=Work(tokens=tokens, bytes=4 * x.numel() * _element_size()), rounds=PRESET.kernel_rounds,
+        fn = _ours(rms_norm, backend, x, weight, EPS, residual)
+    # read x and residual, write the sum and the norm (N·C each), read the weight; the add + 4 FLOPs per element
+    work = Work(tokens=rows, bytes=(4 * rows * hidden + hidden) * e, flops=5 * rows * hidden)
+    run_op(
+        benchmark, fn, group=_group("rms_norm_residual", seq), backend=backend, shapes=dict(x=list(x.shape)), work=work
     )
 
 
 @pytest.mark.parametrize("seq", SEQS)
 def test_swiglu(benchmark, backend, seq):
-    tokens = PRESET.kernel_batch * seq
-    gate, up = _randn(PRESET.kernel_batch, seq, PRESET.pe.intermediate), _randn(PRESET.kernel_batch, seq, PRESET.pe.intermediate)
+    width, rows, e = PRESET.pe.intermediate, PRESET.kernel_batch * seq, _element_size()
+    gate, up = _randn(PRESET.kernel_batch, seq, width), _randn(PRESET.kernel_batch, seq, width)
     if backend == "hf":
         from transformers.activations import ACT2FN
 
         act = ACT2FN["silu"]  # transformers' MLP: act_fn(gate_proj(x)) * up_proj(x)
-
-        def fn():
-            return act(gate) * up
-    elif backend == "triton":
-        swiglu = dispatch.triton_kernels().swiglu
-
-        def fn():
-            return swiglu(gate, up)
+        fn = lambda: act(gate) * up  # noqa: E731
     else:
-        activation = compiled(swiglu_eager) if backend == "compile" else swiglu_eager
-
-        def fn():
-            return activation(gate, up)
-
-    run_benchmark(
-        benchmark, fn, group=_group("swiglu", seq), backend=backend, shapes=dict(gate=list(gate.shape)),
-        work=Work(tokens=tokens, bytes=3 * gate.numel() * _element_size()), rounds=PRESET.kernel_rounds,
-    )
+        fn = _ours(swiglu, backend, gate, up)
+    # read gate and up, write out (N·I each); silu = g / (1 + exp(-g)): 4 FLOPs, then the product: 5 per element
+    work = Work(tokens=rows, bytes=3 * rows * width * e, flops=5 * rows * width)
+    run_op(benchmark, fn, group=_group("swiglu", seq), backend=backend, shapes=dict(gate=list(gate.shape)), work=work)
 
 
 def _qk(seq: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,8 +143,8 @@ def _qk(seq: int) -> tuple[torch.Tensor, torch.Tensor]:
     return _randn(*shape).transpose(1, 2), _randn(*shape).transpose(1, 2)
 
 
-def _hf_cos_sin(seq: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    rotary = _hf_modeling().PeAudioVideoEncoderRotaryEmbedding(_hf_encoder_config()).to(DEVICE)
+def _hf_cos_sin(modeling, seq: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    rotary = modeling.PeAudioVideoEncoderRotaryEmbedding(_hf_encoder_config()).to(DEVICE)
     return rotary(like, torch.arange(seq, device=DEVICE)[None])
 
 
@@ -143,46 +152,53 @@ def _hf_cos_sin(seq: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 def test_rope(benchmark, backend, seq):
     if backend == "triton":
         pytest.skip("no standalone RoPE kernel: RoPE is fused into the attention kernel's prologue (group op:attention)")
+    pe, e = PRESET.pe, _element_size()
     q, k = _qk(seq)
     if backend == "hf":
-        apply = _hf_modeling().apply_rotary_pos_emb
-        cos, sin = _hf_cos_sin(seq, q)
-
-        def fn():
-            return apply(q, k, cos, sin)
+        modeling = _hf("PeAudioVideoEncoderRotaryEmbedding", "apply_rotary_pos_emb")
+        cos, sin = _hf_cos_sin(modeling, seq, q)
+        fn = lambda: modeling.apply_rotary_pos_emb(q, k, cos, sin)  # noqa: E731
     else:
-        cos, sin = rope_cos_sin(seq, PRESET.pe.head_dim, ROPE_THETA, DEVICE, DTYPE)
+        cos, sin = rope_cos_sin(seq, pe.head_dim, ROPE_THETA, DEVICE, DTYPE)
 
         def rotate_qk(q, k):
             tables = rope_interleaved_tables(cos, sin)
             return rotate_interleaved(q, *tables), rotate_interleaved(k, *tables)
 
         rotate = compiled(rotate_qk) if backend == "compile" else rotate_qk
-
-        def fn():
-            return rotate(q, k)
-
-    run_benchmark(
+        fn = lambda: rotate(q, k)  # noqa: E731
+    # read q and k, write both rotated (B·H·T·D each), read the half-width cos/sin tables (T·D in all);
+    # per element two products and a sum
+    elements = q.numel()
+    work = Work(tokens=PRESET.kernel_batch * seq, bytes=(4 * elements + seq * pe.head_dim) * e, flops=6 * elements)
+    run_op(
         benchmark, fn, group=_group("rope", seq), backend=backend, shapes=dict(q=list(q.shape), k=list(k.shape)),
-        work=Work(tokens=PRESET.kernel_batch * seq, bytes=4 * q.numel() * _element_size()), rounds=PRESET.kernel_rounds,
+        work=work,
     )
 
 
 @pytest.mark.parametrize("seq", SEQS)
 def test_attention(benchmark, backend, seq):
-    pe, batch = PRESET.pe, PRESET.kernel_batch
+    pe, batch, e = PRESET.pe, PRESET.kernel_batch, _element_size()
     shape = (batch, seq, pe.heads, pe.head_dim)
     q, k, v = _randn(*shape), _randn(*shape), _randn(*shape)
+    q_w, k_w = 1 + 0.1 * _randn(pe.head_dim), 1 + 0.1 * _randn(pe.head_dim)
     mask = torch.ones(batch, seq, dtype=torch.bool, device=DEVICE)
-    mask[-1, int(seq * 0.8) :] = False  # the last clip is padded
+    valid_last = int(seq * 0.8)
+    mask[-1, valid_last:] = False  # the last clip is padded
     if backend == "hf":
-        modeling = _hf_modeling()
+        modeling = _hf("PeAudioVideoEncoderAttention", "PeAudioVideoEncoderRotaryEmbedding", "apply_rotary_pos_emb")
+        reason = hf_missing("integrations.sdpa_attention:sdpa_attention_forward", "masking_utils:create_bidirectional_mask")
+        if reason is not None:
+            pytest.skip(reason)
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
         from transformers.masking_utils import create_bidirectional_mask
 
         config = _hf_encoder_config()
         attention = modeling.PeAudioVideoEncoderAttention(config, 0).to(DEVICE, DTYPE).eval()
-        cos, sin = _hf_cos_sin(seq, q)
+        attention.q_norm.weight.data.copy_(q_w)
+        attention.k_norm.weight.data.copy_(k_w)
+        cos, sin = _hf_cos_sin(modeling, seq, q)
         embeds = torch.empty(batch, seq, pe.hidden, device=DEVICE, dtype=DTYPE)
         attention_mask = create_bidirectional_mask(config=config, inputs_embeds=embeds, attention_mask=mask)
 
@@ -194,18 +210,16 @@ def test_attention(benchmark, backend, seq):
                 attention, qs, ks, v.transpose(1, 2), attention_mask, dropout=0.0, scaling=attention.scaling
             )[0]
     else:
-        op = PeAttention(pe.hidden, pe.heads, pe.heads, pe.head_dim, bias=False, eps=EPS).to(DEVICE, DTYPE).eval()
-        op.set_backend("sdpa" if backend == "compile" else backend)
         cos, sin = rope_cos_sin(seq, pe.head_dim, ROPE_THETA, DEVICE, DTYPE)
-        attend = compiled(op.attend) if backend == "compile" else op.attend
-
-        def fn():
-            return attend(q, k, v, cos, sin, mask)
-
-    flops = 4 * batch * pe.heads * seq * seq * pe.head_dim
-    run_benchmark(
-        benchmark, fn, group=_group("attention", seq), backend=backend,
-        shapes=dict(q=list(shape), padded_clip_valid=int(seq * 0.8)), work=Work(tokens=batch * seq, flops=flops),
-        rounds=PRESET.kernel_rounds,
+        fn = _ours(rope_attention, backend, q, k, v, q_w, k_w, cos, sin, mask, eps=EPS, scale=pe.head_dim**-0.5)
+    # read q, k, v and write the output (B·T·H·D each), read cos/sin (T·D) and the mask (B·T bytes);
+    # QKᵀ and PV over the keys that count (2·D FLOPs per query-key pair each); the norms and RoPE add ~1%
+    keys = (batch - 1) * seq + valid_last
+    work = Work(
+        tokens=batch * seq, bytes=(4 * q.numel() + seq * pe.head_dim) * e + batch * seq,
+        flops=4 * pe.heads * pe.head_dim * seq * keys,
     )
-
+    run_op(
+        benchmark, fn, group=_group("attention", seq), backend=backend,
+        shapes=dict(q=list(shape), padded_clip_valid=valid_last), work=work,
+    )

@@ -2,7 +2,10 @@
 
 Each path is one group: the audio encoder (DAC + PE transformer), the video encoder (ViT per frame +
 PE transformer), the ModernBERT text tower, the audio-video fusion encoder (both encoders + fusion
-transformer) and the full ``PeAudioVideoModel`` forward with all three modalities.
+transformer) and the full ``PeAudioVideoModel`` forward with all three modalities. Each is warmed up
+(``PE_AV_BENCH_WARMUP`` calls: the first compiles Triton kernels, or the graph under ``compile``) and
+timed over whole synchronized calls. Without transformers >= 5.17 or timm the ``hf`` cases skip and
+our model is built from the same config with random weights.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from typing import Any
 
 import pytest
 import torch
-from harness import HOP, Work, compiled, run_benchmark
+from harness import compile_path_skip_reason, compiled
+from timing import Work, run_model
 
 PathCall = Callable[[torch.nn.Module, dict[str, torch.Tensor]], Any]
 
@@ -56,7 +60,7 @@ def _submodule(model: torch.nn.Module, path: str) -> torch.nn.Module:
 
 def _work(path: str, preset) -> tuple[dict[str, Any], Work]:
     b = preset.batch
-    audio = dict(clips=b, audio_tokens=preset.audio_tokens, samples=preset.audio_tokens * HOP)
+    audio = dict(clips=b, audio_tokens=preset.audio_tokens, samples=preset.audio_tokens * preset.hop)
     video = dict(clips=b, frames=preset.frames, image=preset.image_size, vit_depth=preset.vit_depth)
     text = dict(captions=b, tokens=preset.text_len, layers=preset.text_layers)
     pe = dict(size=preset.size, hidden=preset.pe.hidden, layers=preset.pe_layers)
@@ -76,8 +80,12 @@ def _work(path: str, preset) -> tuple[dict[str, Any], Work]:
 def test_model(benchmark, backend, path, model_pair, model_inputs, preset):
     attribute, call = PATHS[path]
     if backend == "hf":
+        if model_pair.hf is None:
+            pytest.skip(model_pair.hf_reason)
         module = _submodule(model_pair.hf, attribute)
     else:
+        if backend == "compile" and compile_path_skip_reason(path):
+            pytest.skip(compile_path_skip_reason(path))
         model_pair.ours.set_attn_impl("sdpa" if backend == "compile" else backend)
         module = _submodule(model_pair.ours, attribute)
         if backend == "compile":
@@ -85,7 +93,7 @@ def test_model(benchmark, backend, path, model_pair, model_inputs, preset):
                 _compiled[path] = compiled(module)
             module = _compiled[path]
     shapes, work = _work(path, preset)
-    run_benchmark(
+    run_model(
         benchmark, lambda: call(module, model_inputs), group=f"model:{path}", backend=backend, shapes=shapes,
         work=work, rounds=preset.model_rounds,
     )

@@ -1,17 +1,18 @@
-"""Shared pieces of the benchmark suite: device, presets, backend availability, timing, model configs.
+"""Shared pieces of the benchmark suite: device, presets, backend availability, model configs.
 
-See ``conftest.py`` for how to run the suite.
+See ``conftest.py`` for how to run the suite and ``timing.py`` for how each benchmark is timed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import importlib.metadata
 import os
 import platform
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 import torch
 
 BACKENDS = ("hf", "eager", "sdpa", "triton", "compile")
@@ -37,14 +38,10 @@ def _cpu_name() -> str:
 
 DEVICE_NAME = torch.cuda.get_device_name(DEVICE) if ON_GPU else _cpu_name()
 
-#: H100 SXM (dense) peaks; the fraction of peak of every GPU benchmark is taken against these.
-H100_SXM_PEAK_TFLOPS = {torch.bfloat16: 989.4, torch.float16: 989.4, torch.float32: 66.9}
-H100_SXM_PEAK_GBPS = 3350.0
-
 
 @dataclasses.dataclass(frozen=True)
 class PeSize:
-    """A released PE transformer size (audio, video and fusion encoders share it)."""
+    """A PE transformer size (audio, video and fusion encoders share it); T is a test size."""
 
     hidden: int
     intermediate: int
@@ -52,7 +49,9 @@ class PeSize:
     head_dim: int = 128
 
 
-PE_SIZES = {"S": PeSize(768, 2048, 6), "B": PeSize(1024, 2752, 8), "L": PeSize(1792, 4800, 14)}
+PE_SIZES = {
+    "S": PeSize(768, 2048, 6), "B": PeSize(1024, 2752, 8), "L": PeSize(1792, 4800, 14), "T": PeSize(64, 96, 2, 32),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +60,7 @@ class Preset:
     size: str
     pe_layers: int  # layers of each PE encoder (audio, video, fusion)
     batch: int  # clips (and captions) per forward
-    audio_tokens: int  # per clip; one token per 1920 samples at 48 kHz (25 per second)
+    audio_tokens: int  # per clip (25 per second with the released DAC)
     frames: int  # per clip
     image_size: int  # ViT-L/14 input (336 released)
     vit_depth: int  # ViT-L has 24 blocks
@@ -70,11 +69,30 @@ class Preset:
     kernel_batch: int
     kernel_seqs: tuple[int, ...]  # sequence lengths of the per-op benchmarks
     model_rounds: int
-    kernel_rounds: int
+    kernel_rounds: int  # rounds of the wall-clock op timer (CPU); do_bench times by duration instead
+    peak_copy_mib: int  # size of the copy that measures the device's bandwidth
+    peak_gemm: int  # n of the n×n×n matmul that measures its math rate
+    # below: released values unless a preset shrinks them (the smoke preset)
+    vit: dict[str, int] | None = None  # ViT model_args overrides (embed_dim, num_heads) and its out width
+    text: dict[str, int] | None = None  # ModernBERT overrides (hidden_size, intermediate_size, heads, vocab_size)
+    dac: dict[str, Any] | None = None  # DAC overrides (encoder_hidden_size, downsampling_ratios, codebook_dim)
 
     @property
     def pe(self) -> PeSize:
         return PE_SIZES[self.size]
+
+    @property
+    def hop(self) -> int:
+        """Audio samples per token: the product of the DAC's strides."""
+        ratios = (self.dac or {}).get("downsampling_ratios", [2, 8, 10, 12])
+        hop = 1
+        for ratio in ratios:
+            hop *= ratio
+        return hop
+
+    @property
+    def vocab(self) -> int:
+        return (self.text or {}).get("vocab_size", 50368)
 
 
 PRESETS = {
@@ -83,18 +101,28 @@ PRESETS = {
     "full": Preset(
         name="full", size="L", pe_layers=6, batch=4, audio_tokens=250, frames=16, image_size=336, vit_depth=24,
         text_layers=22, text_len=64, kernel_batch=4, kernel_seqs=(250, 750), model_rounds=5, kernel_rounds=50,
+        peak_copy_mib=1024, peak_gemm=8192,
     ),
     # CPU: released widths (PE-S, ViT-L, ModernBERT 1024) with few layers, 2 s of audio, 4 frames at 112 px
     "cpu": Preset(
         name="cpu", size="S", pe_layers=2, batch=2, audio_tokens=50, frames=4, image_size=112, vit_depth=2,
         text_layers=2, text_len=32, kernel_batch=2, kernel_seqs=(250, 750), model_rounds=5, kernel_rounds=20,
+        peak_copy_mib=64, peak_gemm=1024,
+    ),
+    # bench/gpu_check.sh --smoke: every code path at tiny widths, to check that it runs (not for timings)
+    "smoke": Preset(
+        name="smoke", size="T", pe_layers=1, batch=2, audio_tokens=6, frames=2, image_size=28, vit_depth=1,
+        text_layers=1, text_len=8, kernel_batch=2, kernel_seqs=(16,), model_rounds=2, kernel_rounds=3,
+        peak_copy_mib=4, peak_gemm=128,
+        vit=dict(embed_dim=32, num_heads=2, out=16),
+        text=dict(hidden_size=32, intermediate_size=40, num_attention_heads=2, vocab_size=64),
+        dac=dict(encoder_hidden_size=4, downsampling_ratios=[2, 3], codebook_dim=8),
     ),
 }
 PRESET = dataclasses.replace(
     PRESETS[os.environ.get("PE_AV_BENCH_PRESET") or ("full" if ON_GPU else "cpu")],
     **({"size": os.environ["PE_AV_BENCH_SIZE"]} if os.environ.get("PE_AV_BENCH_SIZE") else {}),
 )
-HOP = 1920
 
 
 # --------------------------------------------------------------------------------------------------
@@ -124,11 +152,59 @@ def compile_skip_reason() -> str | None:
     return None
 
 
+def compile_path_skip_reason(path: str) -> str | None:
+    """``PE_AV_BENCH_COMPILE_PATHS`` (comma-separated model paths) limits which paths are compiled."""
+    selected = os.environ.get("PE_AV_BENCH_COMPILE_PATHS")
+    if selected and path not in selected.split(","):
+        return f"compile not selected for this path (PE_AV_BENCH_COMPILE_PATHS={selected})"
+    return None
+
+
+#: the oldest transformers whose PE classes this suite was checked against (5.17 and 5.24 were)
+MIN_TRANSFORMERS = (5, 17)
+
+
+def _release(version: str) -> tuple[int, ...]:
+    parts = []
+    for part in version.split(".")[:2]:
+        digits = "".join(c for c in part if c.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
 def hf_skip_reason() -> str | None:
+    """Why the ``hf`` backend cannot run at all here (transformers missing or too old), or None."""
     try:
-        import transformers  # noqa: F401
-    except ImportError:
+        version = importlib.metadata.version("transformers")
+    except importlib.metadata.PackageNotFoundError:
         return "transformers is not installed (pip install -e '.[test]')"
+    if _release(version) < MIN_TRANSFORMERS:
+        return f"transformers {version} is older than {'.'.join(map(str, MIN_TRANSFORMERS))}, the oldest this bench supports"
+    return None
+
+
+def hf_missing(*names: str) -> str | None:
+    """Feature detection: the first of ``module:attribute`` names (module under ``transformers``) that
+    this transformers lacks, as a skip reason, or None when it has them all."""
+    version = importlib.metadata.version("transformers")
+    for name in names:
+        module_name, _, attribute = name.partition(":")
+        full = "transformers" + (f".{module_name}" if module_name else "")
+        try:
+            module = importlib.import_module(full)
+        except ImportError as error:
+            return f"transformers {version}: cannot import {full} ({error})"
+        if attribute and not hasattr(module, attribute):
+            return f"transformers {version} has no {full}.{attribute}"
+    return None
+
+
+def timm_skip_reason() -> str | None:
+    """transformers' PE video tower is a TimmWrapperModel: building it needs timm (which needs torchvision)."""
+    try:
+        import timm  # noqa: F401
+    except Exception as error:  # noqa: BLE001 - a broken torchvision shows up here too
+        return f"timm cannot be imported ({type(error).__name__}: {error}); transformers' PE video tower needs it"
     return None
 
 
@@ -140,93 +216,49 @@ SKIP_REASONS: dict[str, Callable[[], str | None]] = {
 
 
 def compiled(fn: Callable) -> Callable:
-    """``torch.compile`` of one of our callables; compile errors surface at the first (warm-up) call."""
-    return torch.compile(fn, dynamic=False)
+    """``torch.compile`` of one of our callables; compile errors surface at the first (warm-up) call.
+
+    ``PE_AV_BENCH_COMPILE_BACKEND`` picks the backend (default inductor; the smoke run uses ``eager``,
+    which traces with dynamo but generates no code, so that it stays fast on a CPU).
+    """
+    return torch.compile(fn, dynamic=False, backend=os.environ.get("PE_AV_BENCH_COMPILE_BACKEND") or "inductor")
 
 
 # --------------------------------------------------------------------------------------------------
-# Timing and what each benchmark records
+# Model configuration: one dict, read by transformers' and by our PeAudioVideoConfig
 
 
-def synchronize() -> None:
-    if ON_GPU:
-        torch.cuda.synchronize(DEVICE)
-
-
-@dataclasses.dataclass
-class Work:
-    """What one call processes, for throughput in ``extra_info``."""
-
-    tokens: int | None = None  # tokens (or rows) per call
-    clips: int | None = None  # clips / videos / captions per call
-    bytes: int | None = None  # minimal HBM traffic of a memory-bound op
-    flops: float | None = None  # math of a compute-bound op
-
-
-def run_benchmark(
-    benchmark, fn: Callable[[], Any], *, group: str, backend: str, shapes: dict[str, Any], work: Work, rounds: int
-) -> None:
-    """Time ``fn`` under ``torch.inference_mode`` (synchronized on CUDA) and fill ``extra_info``."""
-    benchmark.group = group
-
-    def call() -> None:
-        with torch.inference_mode():
-            fn()
-        synchronize()
-
-    if backend == "compile":  # the first call compiles; where inductor cannot run here, say so and skip
-        try:
-            call()
-        except Exception as error:  # noqa: BLE001 - any compile failure means "does not run here"
-            pytest.skip(f"torch.compile does not run here: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
-    benchmark.pedantic(call, rounds=rounds, warmup_rounds=1, iterations=1)
-    info = benchmark.extra_info
-    info.update(
-        backend=backend, device=DEVICE.type, device_name=DEVICE_NAME, dtype=str(DTYPE).removeprefix("torch."),
-        preset=PRESET.name, size=PRESET.size, shapes=shapes,
-    )
-    if not ON_GPU:
-        info["threads"] = torch.get_num_threads()
-    if benchmark.stats is None:  # --benchmark-disable
-        return
-    seconds = benchmark.stats.stats.median
-    if work.tokens is not None:
-        info["tokens_per_s"] = round(work.tokens / seconds, 1)
-    if work.clips is not None:
-        info["clips_per_s"] = round(work.clips / seconds, 3)
-    if work.bytes is not None:
-        gbps = work.bytes / seconds / 1e9
-        info["achieved_GBps"] = round(gbps, 2)
-        if ON_GPU:
-            info["fraction_of_h100_sxm_peak"] = round(gbps / H100_SXM_PEAK_GBPS, 4)
-    if work.flops is not None:
-        tflops = work.flops / seconds / 1e12
-        info["achieved_TFLOPs"] = round(tflops, 4)
-        if ON_GPU:
-            info["fraction_of_h100_sxm_peak"] = round(tflops / H100_SXM_PEAK_TFLOPS[DTYPE], 4)
-
-
-# --------------------------------------------------------------------------------------------------
-# Model configuration
-
-
-def transformers_config(preset: Preset):
-    import transformers
-
+def model_config_dict(preset: Preset) -> dict[str, Any]:
     pe = preset.pe
     encoder = dict(
         hidden_size=pe.hidden, intermediate_size=pe.intermediate, num_attention_heads=pe.heads, head_dim=pe.head_dim,
         num_hidden_layers=preset.pe_layers,
     )
+    vit = dict(preset.vit or {})
     vision = dict(
         architecture="vit_pe_core_large_patch14_336",
-        model_args=dict(img_size=preset.image_size, depth=preset.vit_depth),
-        num_labels=1024,  # the released ViT projects to 1024 (transformers would build a 2-way head otherwise)
+        model_args=dict(img_size=preset.image_size, depth=preset.vit_depth, **{k: v for k, v in vit.items() if k != "out"}),
+        num_labels=vit.get("out", 1024),  # the released ViT projects to 1024 (transformers would build a 2-way head otherwise)
     )
-    text = dict(hidden_size=1024, intermediate_size=2624, num_hidden_layers=preset.text_layers, num_attention_heads=16)
-    return transformers.PeAudioVideoConfig(
+    text = dict(hidden_size=1024, intermediate_size=2624, num_attention_heads=16)
+    text.update(preset.text or {})
+    text["num_hidden_layers"] = preset.text_layers
+    if preset.text:
+        text["pad_token_id"] = 0  # a tiny vocabulary has no room for ModernBERT's special ids
+    audio = dict(encoder, **({"dac_config": dict(preset.dac)} if preset.dac else {}))
+    return dict(
         text_config=text,
-        audio_video_config=dict(
-            encoder, audio_config=dict(encoder), video_config=dict(encoder, vision_config=vision)
-        ),
+        audio_video_config=dict(encoder, audio_config=audio, video_config=dict(encoder, vision_config=vision)),
     )
+
+
+def transformers_config(preset: Preset):
+    import transformers
+
+    return transformers.PeAudioVideoConfig(**model_config_dict(preset))
+
+
+def pe_av_config(preset: Preset):
+    import pe_av
+
+    return pe_av.PeAudioVideoConfig(**model_config_dict(preset))

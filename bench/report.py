@@ -1,10 +1,14 @@
-"""Turn a pytest-benchmark JSON (``--benchmark-json``) of the bench suite into a markdown report.
+"""Turn pytest-benchmark JSONs (``--benchmark-json``) of the bench suite into one markdown report.
 
-    python bench/report.py bench/results/cpu-2026-11-25.json [-o bench/results/cpu-2026-11-25.md]
+    python bench/report.py bench/results/gpu-h200-2026-12-02-ops.json [more.json ...] [-o report.md]
 
 The report gives, per benchmark group (one op or model path), each backend's time and its speedup
 against ``hf`` (transformers on the same weights): ``hf time / backend time``, so 2.0× means twice as
-fast as transformers. A summary table lists every group's speedups side by side.
+fast as transformers. A summary table lists every group's speedups side by side. Op groups also give
+each backend's fraction of the op's roofline bound (from the peaks measured at the start of the run)
+and, on CUDA, its CUDA-graph time. Several JSONs (e.g. the op and the model runs of
+``bench/gpu_check.sh``) are merged; the header describes the first one's machine, and each other's
+peaks and clocks.
 """
 
 from __future__ import annotations
@@ -17,12 +21,17 @@ from pathlib import Path
 from typing import Any
 
 BACKEND_ORDER = ("hf", "eager", "sdpa", "triton", "compile")
+OP_TIMERS = {
+    "do_bench": "triton.testing.do_bench (L2 flushed, CUDA events), CUDA-graph time beside it",
+    "wall": "wall clock per call",
+    "emulated": "do_bench's loop with a wall clock (CPU stand-in)",
+}
 THROUGHPUT_KEYS = (
     ("tokens_per_s", "tokens/s"),
     ("clips_per_s", "clips/s"),
     ("achieved_GBps", "GB/s"),
     ("achieved_TFLOPs", "TFLOP/s"),
-    ("fraction_of_h100_sxm_peak", "of H100 SXM peak"),
+    ("fraction_of_h100_sxm_peak", "of H100 SXM peak"),  # results written before the peaks were measured
 )
 
 
@@ -55,7 +64,25 @@ def _throughput(info: dict[str, Any]) -> str:
                 parts.append(f"{value:.1%} {label}")
             else:
                 parts.append(f"{value:,.0f} {label}" if value >= 100 else f"{value:.3g} {label}")
+    if "peak_memory_GiB" in info:
+        parts.append(f"peak memory above the weights {info['peak_memory_GiB']:.2f} GiB")
     return ", ".join(parts)
+
+
+def _roofline(info: dict[str, Any]) -> str:
+    if "fraction_of_roofline" not in info:
+        return "—"
+    return f"{info['fraction_of_roofline']:.1%} of {info['roofline_bound_us']:.1f} µs ({info['bound_by']})"
+
+
+def _cudagraph(info: dict[str, Any]) -> str:
+    graph = info.get("cudagraph")
+    if not graph:
+        return "—"
+    if "error" in graph:
+        return "not capturable"
+    roof = f", {graph['fraction_of_roofline']:.1%} of roofline" if "fraction_of_roofline" in graph else ""
+    return f"{graph['median_us']:.1f} µs{roof}"
 
 
 def _groups(benchmarks: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -88,7 +115,37 @@ def summary_table(benchmarks: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def render(data: dict[str, Any]) -> str:
+def _peaks_line(peaks: dict[str, Any]) -> str:
+    if not peaks:
+        return "- peaks: not measured (results from before the suite measured them)"
+    if "copy_GBps" not in peaks:
+        return f"- peaks: measurement failed ({peaks.get('error', '?')}); no roofline fractions"
+    gemm = ", ".join(f"{dtype} {rate:.4g}" for dtype, rate in peaks.get("gemm_TFLOPs", {}).items())
+    return (
+        f"- peaks measured at the start of the run ({peaks.get('timer', '?')}): copy {peaks['copy_GBps']:,.0f} GB/s "
+        f"({peaks['copy_bytes'] / 2**20:,.0f} MiB read + written); GEMM {peaks['gemm_n']}³ TFLOP/s: {gemm}; "
+        f"ridge {peaks.get('ridge_flops_per_byte', '?')} FLOP/byte"
+    )
+
+
+def _clocks_line(clocks: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    reasons = {value.get("reason") for value in (clocks or {}).values() if isinstance(value, dict)}
+    if len(reasons) == 1 and None not in reasons:  # e.g. a CPU run: no clocks at any moment, for one reason
+        return [f"- clocks: {reasons.pop()}"]
+    for when, value in (clocks or {}).items():
+        if not isinstance(value, dict):
+            continue
+        gpus = value.get("gpus")
+        if gpus:
+            shown = "; ".join(", ".join(f"{k} {v}" for k, v in gpu.items()) for gpu in gpus)
+            lines.append(f"- clocks ({when}, {value.get('source')}): {shown}")
+        elif value.get("reason"):
+            lines.append(f"- clocks ({when}): {value['reason']}")
+    return lines
+
+
+def _header(data: dict[str, Any], extra: list[dict[str, Any]]) -> list[str]:
     machine = data.get("machine_info", {})
     bench_info = machine.get("pe_av_bench", {})
     versions = bench_info.get("versions", {})
@@ -97,14 +154,13 @@ def render(data: dict[str, Any]) -> str:
     device = bench_info.get("device", "?")
     device_name = bench_info.get("device_name") or machine.get("cpu", {}).get("brand_raw") or "?"
     cpu = machine.get("cpu", {})
-
-    groups = _groups(data.get("benchmarks", []))
     lines = [
         f"# pe-av benchmarks: {device} ({device_name}), {date}",
         "",
         f"- device: {device} — {device_name}"
         + (f"; host CPU: {cpu.get('brand_raw')}, {cpu.get('count')} logical cores" if cpu.get("brand_raw") else "")
-        + (f"; torch threads: {bench_info['torch_threads']}" if bench_info.get("torch_threads") else ""),
+        + (f"; torch threads: {bench_info['torch_threads']}" if bench_info.get("torch_threads") else "")
+        + (f"; CUDA {bench_info['cuda']}" if bench_info.get("cuda") else ""),
         f"- dtype: {bench_info.get('dtype', '?')}; preset: {preset.get('name', '?')} (PE size {preset.get('size', '?')}, "
         f"{preset.get('pe_layers', '?')} layers per PE encoder, batch {preset.get('batch', '?')}, "
         f"{preset.get('audio_tokens', '?')} audio tokens per clip, {preset.get('frames', '?')} frames at "
@@ -113,20 +169,41 @@ def render(data: dict[str, Any]) -> str:
         "- versions: " + ", ".join(f"{name} {version}" for name, version in versions.items() if version),
         f"- python {machine.get('python_version', '?')}",
         "- speedup = hf time / backend time (higher is better; hf = transformers, attn_implementation='sdpa', "
-        "same weights). Times are medians over the rounds; the min-based speedup is in brackets.",
+        "same weights). Times are medians; the min-based speedup is in brackets.",
     ]
+    if bench_info.get("op_timer"):
+        lines.append(
+            f"- op timer: {OP_TIMERS.get(bench_info['op_timer'], bench_info['op_timer'])}; model paths: wall clock over "
+            "whole calls after warm-up"
+            + (", synchronized" if device == "cuda" else "")
+        )
+    for index, other in enumerate([data, *extra]):
+        info = other.get("machine_info", {}).get("pe_av_bench", {})
+        tag = "" if index == 0 else f" [file {index + 1}]"
+        if "peaks" in info or index == 0:
+            lines.append(_peaks_line(info.get("peaks", {})).replace("- peaks", f"- peaks{tag}", 1))
+        lines += [line.replace("- clocks", f"- clocks{tag}", 1) for line in _clocks_line(info.get("clocks", {}))]
     allocator = bench_info.get("allocator_env")
     if allocator is not None:
         lines.append(
             "- allocator/threads environment: "
             + (", ".join(f"`{key}={value}`" for key, value in sorted(allocator.items())) or "defaults (none set)")
         )
-    skipped = bench_info.get("skip_reasons") or {}
+    skipped = {}
+    for other in [data, *extra]:
+        skipped.update({k: v for k, v in (other.get("machine_info", {}).get("pe_av_bench", {}).get("skip_reasons") or {}).items() if v})
     for backend, reason in skipped.items():
-        if reason:
-            lines.append(f"- `{backend}` not run: {reason}")
+        lines.append(f"- `{backend}` not run: {reason}")
+    return lines
+
+
+def render(data: dict[str, Any], extra: list[dict[str, Any]] | None = None) -> str:
+    extra = extra or []
+    benchmarks = [bench for one in [data, *extra] for bench in one.get("benchmarks", [])]
+    groups = _groups(benchmarks)
+    lines = _header(data, extra)
     lines += ["", "## Summary: speedup against hf (median [min])", ""]
-    lines += summary_table(data.get("benchmarks", []))
+    lines += summary_table(benchmarks)
 
     lines += ["", "## Details", ""]
     for group in sorted(groups, key=_group_sort_key):
@@ -135,27 +212,43 @@ def render(data: dict[str, Any]) -> str:
         hf_median = hf["stats"]["median"] if hf else None
         hf_min = hf["stats"]["min"] if hf else None
         any_info = next(iter(per_backend.values())).get("extra_info", {})
-        lines += [f"### {group}", "", f"shapes: `{json.dumps(any_info.get('shapes', {}))}`", ""]
-        lines.append("| backend | median | min | rounds | speedup vs hf (median) | (min) | throughput (median) |")
-        lines.append("|---|---:|---:|---:|---:|---:|---|")
+        shapes = f"shapes: `{json.dumps(any_info.get('shapes', {}))}`"
+        if "bytes" in any_info:
+            flops = any_info.get("flops")
+            shapes += (
+                f"; minimal work per call: {any_info['bytes'] / 1e6:,.2f} MB"
+                + (f", {flops / 1e9:,.3f} GFLOP" if flops else "")
+                + (f" (intensity {any_info['arithmetic_intensity']} FLOP/byte)" if "arithmetic_intensity" in any_info else "")
+            )
+        lines += [f"### {group}", "", shapes, ""]
+        is_op = any("bytes" in bench.get("extra_info", {}) for bench in per_backend.values())
+        columns = "| backend | median | min | rounds | speedup vs hf (median) | (min) |"
+        rule = "|---|---:|---:|---:|---:|---:|"
+        if is_op:
+            columns += " of roofline (median) | CUDA graph (median) |"
+            rule += "---:|---:|"
+        lines += [columns + " throughput (median) |", rule + "---|"]
         for backend in [b for b in BACKEND_ORDER if b in per_backend] + sorted(set(per_backend) - set(BACKEND_ORDER)):
             bench = per_backend[backend]
-            stats = bench["stats"]
-            lines.append(
+            stats, info = bench["stats"], bench.get("extra_info", {})
+            row = (
                 f"| {backend} | {_time(stats['median'])} | {_time(stats['min'])} | {stats['rounds']} | "
                 f"{_speedup(hf_median, stats['median'])} | {_speedup(hf_min, stats['min'])} | "
-                f"{_throughput(bench.get('extra_info', {}))} |"
             )
+            if is_op:
+                row += f"{_roofline(info)} | {_cudagraph(info)} | "
+            lines.append(row + f"{_throughput(info)} |")
         lines.append("")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("json", type=Path, help="file written by pytest --benchmark-json")
+    parser.add_argument("json", type=Path, nargs="+", help="files written by pytest --benchmark-json")
     parser.add_argument("-o", "--output", type=Path, help="write the markdown here (default: stdout)")
     args = parser.parse_args(argv)
-    text = render(json.loads(args.json.read_text(encoding="utf-8")))
+    data = [json.loads(path.read_text(encoding="utf-8")) for path in args.json]
+    text = render(data[0], data[1:])
     if args.output:
         args.output.write_text(text + "\n", encoding="utf-8")
     else:
