@@ -217,7 +217,8 @@ class PePreTrainedModel(TransformersModelApi, nn.Module):
         target = resolve_dtype(dtype, torch_dtype)
         device = resolve_load_device(device, device_map)
         requested = attn_impl if attn_impl is not None else attn_implementation
-        backend = backend_for(requested, device)  # fail fast, before reading anything
+        # fail fast, before reading anything: attn_impl takes pe_av's names, attn_implementation transformers'
+        backend = resolve_backend(attn_impl, device) if attn_impl is not None else backend_for(attn_implementation, device)
         path = pretrained_model_name_or_path
         if state_dict is not None and path is not None:
             raise ValueError("`state_dict` cannot be passed together with a model name or a `gguf_file`. "
