@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from typing import Any
 
 import torch
 import triton
@@ -64,3 +66,27 @@ def parallel_programs(device: torch.device, per_sm: int = 4, interpreted: int = 
         return interpreted
     index = device.index if device.index is not None else torch.cuda.current_device()
     return sm_count(index) * per_sm
+
+
+# --------------------------------------------------------------------------------------------------
+# sm_90 compile cases: what a kernel file offers the CPU-side compile check (tests/test_sm90_compile.py)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompileCase:
+    """One kernel at one configuration its launcher can choose, compilable for sm_90 without a GPU.
+
+    ``signature`` maps every non-constexpr argument to a triton type string (``"*fp16"``, ``"i32"``,
+    ``"fp32"``); ``constexprs`` gives every ``tl.constexpr`` argument its value; ``divisible`` names the
+    pointer / integer arguments the launcher guarantees 16-byte divisible (triton's specialization hint).
+    Every kernel file defines ``compile_cases() -> list[CompileCase]`` covering each configuration
+    (tile sizes, warps, stages, dtypes, head dims) its launcher can pick.
+    """
+
+    name: str
+    fn: Any
+    signature: dict
+    constexprs: dict
+    num_warps: int = 4
+    num_stages: int = 3
+    divisible: tuple = ()
