@@ -125,3 +125,8 @@ __all__ += [
     "media_info",
     "resample",
 ]
+
+# a searchable media index (issue 18)
+from .index import MediaIndex  # noqa: E402
+
+__all__ += ["MediaIndex"]
