@@ -18,7 +18,15 @@ from .build import BuildReport, build_index
 from .embed import embed_prepared
 from .manifest import FileRecord, Header, read_manifest
 from .prepare import Plan, prepare_file
-from .search import BACKENDS, Hit, build_faiss, exact_search, faiss_search, live_matrix, merge_hits
+from .search import (
+    BACKENDS,
+    Hit,
+    build_faiss,
+    exact_search,
+    faiss_search,
+    live_matrix,
+    merge_hits,
+)
 
 __all__ = ["MediaIndex"]
 

@@ -63,7 +63,12 @@ class PreparedFile:
 
 def model_modalities(model: object) -> tuple[str, ...]:
     """What ``model`` embeds media in: audio (``PeAudioModel``), video (``PeVideoModel``), or all three."""
-    from ..models import PeAudioFrameLevelModel, PeAudioModel, PeAudioVideoModel, PeVideoModel
+    from ..models import (
+        PeAudioFrameLevelModel,
+        PeAudioModel,
+        PeAudioVideoModel,
+        PeVideoModel,
+    )
 
     if isinstance(model, PeAudioFrameLevelModel):
         raise TypeError("an index needs clip-level embeddings; PeAudioFrameLevelModel gives per-frame ones")
@@ -101,7 +106,7 @@ def prepare_file(processor: object, root: str, path: str, plan: Plan) -> Prepare
             tracks = [t for t, has in (("audio", info.has_audio), ("video", info.has_video)) if has] or ["no"]
             raise ValueError(f"{full} has {' and '.join(tracks)} track(s); the index embeds "
                              f"{', '.join(plan.modalities)}")
-    except Exception as exc:  # a bad file is a failure record, never a dead run
+    except Exception as exc:  # noqa: BLE001 (a bad file is a failure record, never a dead run)
         return PreparedFile(path, stat.st_size, stat.st_mtime_ns, prepared.duration, error=describe_error(exc))
     return prepared
 
