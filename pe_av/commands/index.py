@@ -41,6 +41,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="rebuild the index from scratch (also when it "
                         "was built with another model or settings)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ray = parser.add_argument_group("Ray (pip install 'pe-av[ray]')")
+    ray.add_argument("--ray", action="store_true", help="run on a Ray cluster: decoding in CPU tasks, the model "
+                     "on model actors (same index layout)")
+    ray.add_argument("--address", help="cluster to join: auto (the one `ray start` runs here), ray://host:port "
+                     "(default: the running one, or a local one started for this run)")
+    ray.add_argument("--actors", type=int, default=1, help="model actors, each loading the model once (default 1)")
+    ray.add_argument("--gpus-per-actor", type=float, default=0.0, help="GPUs per model actor (default 0; 1 for "
+                     "one GPU each, 0.5 for two actors per GPU)")
+    ray.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs per model actor (default 1)")
+    ray.add_argument("--decoders", type=int, help="decoding tasks at once (default: as many as the free CPUs "
+                     "allow)")
+    ray.add_argument("--cpus-per-decoder", type=float, default=1.0, help="CPUs per decoding task (default 1)")
 
 
 def validate(args: argparse.Namespace, usage: argparse.ArgumentParser) -> None:
@@ -48,6 +60,16 @@ def validate(args: argparse.Namespace, usage: argparse.ArgumentParser) -> None:
     positive_int("--num-frames", args.num_frames, usage)
     if args.workers < 0:
         usage.error("--workers must be 0 or more")
+    positive_int("--actors", args.actors, usage)
+    positive_int("--decoders", args.decoders, usage)
+    for flag, value in (("--gpus-per-actor", args.gpus_per_actor), ("--cpus-per-actor", args.cpus_per_actor),
+                        ("--cpus-per-decoder", args.cpus_per_decoder)):
+        if value < 0 or (value == 0 and flag != "--gpus-per-actor"):
+            usage.error(f"{flag} must be {'0 or more' if flag == '--gpus-per-actor' else 'more than 0'}")
+    ray_only = [flag for flag, given in (("--address", args.address is not None), ("--actors", args.actors != 1),
+                                         ("--decoders", args.decoders is not None)) if given]
+    if ray_only and not args.ray:
+        usage.error(f"{', '.join(ray_only)} need --ray")
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
