@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 import pytest
+import ray
 import torch
 from cli_helpers import make_checkpoint, run, write_clips
 
@@ -16,7 +17,6 @@ from pe_av.distributed import EmbedBatches, export_parquet, index_with_ray
 from pe_av.index import MediaIndex, build_index
 from pe_av.index.manifest import read_manifest
 
-import ray  # noqa: E402  (the test extra installs it; no skip)
 BATCH = 2
 
 

@@ -14,4 +14,4 @@ from .export import export_parquet
 from .pipeline import collect_paths, index_with_ray, media_dataset
 from .steps import EmbedBatches, decode_files
 
-__all__ = ["EmbedBatches", "decode_files", "collect_paths", "export_parquet", "index_with_ray", "media_dataset"]
+__all__ = ["EmbedBatches", "collect_paths", "decode_files", "export_parquet", "index_with_ray", "media_dataset"]

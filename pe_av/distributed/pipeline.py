@@ -34,7 +34,7 @@ def ray_module():
     """``ray`` (with Ray Data), or an ``ImportError`` saying how to install it."""
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError as exc:
         raise ImportError(f"pe_av.distributed needs Ray Data, which cannot be imported ({exc}): "
                           "pip install 'pe-av[ray]'") from exc
