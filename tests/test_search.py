@@ -117,3 +117,13 @@ def test_bad_arguments_are_clear_errors(built, tmp_path):
     assert status == 1 and "--model: is needed" in err
     with pytest.raises(SystemExit):
         run(["search", built["root"] / "idx"])
+
+
+def test_index_usage_errors(tmp_path):
+    for argv in (["index", tmp_path, "--out", tmp_path / "i", "--actors", "2"],
+                 ["index", tmp_path, "--out", tmp_path / "i", "--workers", "-1"],
+                 ["index", tmp_path, "--out", tmp_path / "i", "--ray", "--cpus-per-decoder", "0"],
+                 ["search", tmp_path, "q", "--k", "0"]):
+        with pytest.raises(SystemExit) as exit_info:
+            run(argv)
+        assert exit_info.value.code == 2
