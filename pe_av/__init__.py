@@ -125,3 +125,8 @@ __all__ += [
     "media_info",
     "resample",
 ]
+
+# Meta's original checkpoints (issue 17)
+from .convert import ConversionError, convert_original  # noqa: E402
+
+__all__ += ["ConversionError", "convert_original"]

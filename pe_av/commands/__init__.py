@@ -9,9 +9,9 @@ says what its command does.
 
 from __future__ import annotations
 
-from . import demo, embed
+from . import convert, demo, embed
 
 #: The subcommands in the order ``pe-av --help`` lists them.
-COMMANDS = (demo, embed)
+COMMANDS = (demo, embed, convert)
 
 __all__ = ["COMMANDS"]
