@@ -105,6 +105,10 @@ def transformer_config(where: str, data: dict[str, Any] | None) -> dict[str, Any
     if data.get("head_dim") not in (None, head_dim):
         raise OriginalConfigError(f"{where}.head_dim={data['head_dim']!r}: the original always uses hidden_size // "
                                   f"num_attention_heads = {head_dim}")
+    if data["num_key_value_heads"] not in (None, heads):
+        # the original repeats no kv heads: its attention only runs with as many kv heads as query heads
+        raise OriginalConfigError(f"{where}.num_key_value_heads={data['num_key_value_heads']!r} is not supported: the "
+                                  f"original's attention needs num_key_value_heads = num_attention_heads ({heads})")
     if data.get("rope_scaling") is not None:
         raise OriginalConfigError(f"{where}.rope_scaling={data['rope_scaling']!r} is not supported")
     max_pos = data["max_position_embeddings"]
