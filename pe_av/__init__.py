@@ -127,6 +127,6 @@ __all__ += [
 ]
 
 # Meta's original checkpoints (issue 17)
-from .convert import ConversionError, convert_original  # noqa: E402
+from .convert import ConversionError, convert_original
 
 __all__ += ["ConversionError", "convert_original"]

@@ -179,7 +179,8 @@ def map_video_encoder(src: Source, out: Tensors, old: str, new: str, config) -> 
 
 
 def _vit_depth(config) -> int:
-    from ..models.vision_spec import VisionSpec  # the models layer, only when mapping a ViT
+    # the models layer, imported only when a ViT is mapped
+    from ..models.vision_spec import VisionSpec
 
     return VisionSpec.from_config(config.vision_config).depth
 

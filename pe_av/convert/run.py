@@ -24,7 +24,7 @@ from ..loading import read_state_dict, save_state_dict
 from .config import derive_config, detect_kind
 from .keys import map_state_dict
 
-__all__ = ["ConversionError", "ConversionReport", "convert_original", "TOKENIZER_FILES"]
+__all__ = ["TOKENIZER_FILES", "ConversionError", "ConversionReport", "convert_original"]
 
 #: tokenizer files copied as they are from the original checkpoint
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
