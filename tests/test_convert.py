@@ -176,3 +176,22 @@ def test_dtype_option(frame, tmp_path):
     dtypes = {info.dtype for info in read_header(str(tmp_path / "bf16")).values()}
     assert dtypes == {"torch.bfloat16"} or dtypes == {"BF16"}, dtypes
     assert pe_av.load_config(tmp_path / "bf16").dtype in ("bfloat16", torch.bfloat16)
+
+
+def test_precomputed_features_are_the_originals(av):
+    """``get_codec_features`` / ``get_frame_features`` of a converted model equal what the original passes as
+    ``input_features`` (codec features) and ``pe_features`` (normalised per-frame ViT features)."""
+    original, _, converted, _ = av
+    ours = PeAudioVideoModel.from_pretrained(converted).eval()
+    x = inputs("av", padded=False)
+    m = original.audio_visual_model
+    with torch.no_grad():
+        codec = m.audio_model.dac_vae_encoder(x["input_values"]).transpose(1, 2)
+        frames = x["pixel_values_videos"]
+        pe = torch.nn.functional.normalize(m.visual_model.pe_encoder(frames.flatten(0, 1)).view(2, 2, -1), dim=-1)
+        features, _ = ours.audio_model.audio_encoder.get_codec_features(x["input_values"])
+        frame_features = ours.video_model.video_encoder.get_frame_features(frames)
+        assert max_abs_diff(features, codec) <= ATOL
+        assert max_abs_diff(frame_features, pe) <= ATOL
+        embeds = ours.get_audio_video_embeds(input_features=codec, pe_features=pe).audio_video_embeds
+    assert max_abs_diff(embeds, _reference(original, "av", padded=False)["audio_video_embeds"]) <= ATOL
