@@ -126,6 +126,11 @@ __all__ += [
     "resample",
 ]
 
+# Meta's original checkpoints (issue 17)
+from .convert import ConversionError, convert_original
+
+__all__ += ["ConversionError", "convert_original"]
+
 # a searchable media index (issue 18)
 from .index import MediaIndex  # noqa: E402
 

@@ -20,6 +20,7 @@ import torch.nn as nn
 from ..config import PeAudioEncoderConfig
 from ..ops import Linear
 from .dac import DacEncoder
+from .features import check_features, one_input
 from .inputs import check_each_has_valid, check_padding_mask, check_waveform, tracing
 from .outputs import PeAudioEncoderOutput, call_option, finish
 from .pe_transformer import PeTransformerEncoder
@@ -88,22 +89,28 @@ class PeAudioEncoderEmbedder(nn.Module):
         self.hop_length = dac.hop_length
         self.isolate_samples = True
 
-    def forward(
+    def codec_features(
         self, input_values: torch.Tensor, padding_mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(B, T, codebook_dim)`` codec features of the waveforms and the ``(B, T)`` token mask."""
         input_values, padding_mask = pad_to_hop(input_values, padding_mask, self.hop_length)
         lengths = valid_lengths(padding_mask) if self.isolate_samples else None
         with torch.no_grad():
-            codec = self.bottleneck(self.dac_encoder(input_values, lengths))
-        inputs_embeds = self.data_proj(codec.transpose(1, 2))
+            codec = self.bottleneck(self.dac_encoder(input_values, lengths)).transpose(1, 2)
         if padding_mask is not None:
             padding_mask = padding_mask[:, :: self.hop_length]
-            if padding_mask.shape[1] != inputs_embeds.shape[1]:
+            if padding_mask.shape[1] != codec.shape[1]:
                 raise ValueError(
-                    f"the DAC produced {inputs_embeds.shape[1]} tokens but the padding mask gives "
+                    f"the DAC produced {codec.shape[1]} tokens but the padding mask gives "
                     f"{padding_mask.shape[1]}: dac_config.downsampling_ratios must all be >= 2"
                 )
-        return inputs_embeds, padding_mask
+        return codec, padding_mask
+
+    def forward(
+        self, input_values: torch.Tensor, padding_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        codec, padding_mask = self.codec_features(input_values, padding_mask)
+        return self.data_proj(codec), padding_mask
 
 
 class PeAudioEncoder(PeTransformerEncoder):
@@ -122,9 +129,10 @@ class PeAudioEncoder(PeTransformerEncoder):
 
     def forward(
         self,
-        input_values: torch.Tensor,
+        input_values: torch.Tensor | None = None,
         padding_mask: torch.Tensor | None = None,
         *,
+        input_features: torch.Tensor | None = None,
         output_hidden_states: bool | int | list[int] | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
@@ -135,7 +143,10 @@ class PeAudioEncoder(PeTransformerEncoder):
             input_values: ``(B, 1, L)`` (or ``(B, L)``) float waveforms; cast to the model's dtype. Must be
                 finite (NaN/Inf, padding included, is a ``ValueError``); what padding holds does not matter.
             padding_mask: ``(B, L)`` with 1/True for real samples and 0/False for padding; each clip needs
-                at least one real sample (an all-padding clip is a ``ValueError``).
+                at least one real sample (an all-padding clip is a ``ValueError``). ``(B, T)`` over tokens
+                with ``input_features``.
+            input_features: instead of ``input_values``, ``(B, T, codebook_dim)`` codec features from
+                :meth:`get_codec_features` (see :mod:`pe_av.models.features`).
             output_hidden_states: also return the input of the first layer and every layer's output (True),
                 or those of the given indices; None: ``config.output_hidden_states``.
             output_attentions: also return each layer's attention probabilities ``(B, heads, T + 1, T + 1)``
@@ -150,10 +161,18 @@ class PeAudioEncoder(PeTransformerEncoder):
             call_option(output_hidden_states, self.config, "output_hidden_states"),
             call_option(output_attentions, self.config, "output_attentions"),
         )
-        input_values = check_waveform(input_values, self.dtype, self.device)
-        mask = check_padding_mask(padding_mask, "padding_mask", input_values.shape[0], input_values.shape[-1], self.device)
-        check_each_has_valid(mask, "padding_mask", "clip", "sample")
-        inputs_embeds, token_mask = self.embedder(input_values, mask)
+        one_input(input_values, "input_values", input_features, "input_features")
+        if input_features is not None:
+            features = check_features(input_features, "input_features", self.config.dac_config.codebook_dim,
+                                      self.dtype, self.device)
+            token_mask = check_padding_mask(padding_mask, "padding_mask", *features.shape[:2], self.device)
+            check_each_has_valid(token_mask, "padding_mask", "clip", "token")
+            inputs_embeds = self.embedder.data_proj(features)
+        else:
+            input_values = check_waveform(input_values, self.dtype, self.device)
+            mask = check_padding_mask(padding_mask, "padding_mask", input_values.shape[0], input_values.shape[-1], self.device)
+            check_each_has_valid(mask, "padding_mask", "clip", "sample")
+            inputs_embeds, token_mask = self.embedder(input_values, mask)
         hidden_states = self.encode(inputs_embeds, token_mask, recorder)
         output = PeAudioEncoderOutput(
             last_hidden_state=hidden_states[:, 1:],
@@ -162,3 +181,14 @@ class PeAudioEncoder(PeTransformerEncoder):
         )
         recorder.attach(output, hidden_states[:, 1:])
         return finish(output, call_option(return_dict, self.config, "return_dict"))
+
+    @torch.no_grad()
+    def get_codec_features(
+        self, input_values: torch.Tensor, padding_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(B, T, codebook_dim)`` DAC codec features of the waveforms (what ``input_features=`` takes) and
+        their ``(B, T)`` token mask (None without ``padding_mask``)."""
+        input_values = check_waveform(input_values, self.dtype, self.device)
+        mask = check_padding_mask(padding_mask, "padding_mask", input_values.shape[0], input_values.shape[-1], self.device)
+        check_each_has_valid(mask, "padding_mask", "clip", "sample")
+        return self.embedder.codec_features(input_values, mask)

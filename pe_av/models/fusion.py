@@ -82,10 +82,13 @@ class PeAudioVideoEncoderEmbedder(nn.Module):
         pixel_values_videos: torch.Tensor,
         padding_mask: torch.Tensor | None,
         padding_mask_videos: torch.Tensor | None,
+        input_features: torch.Tensor | None = None,
+        pe_features: torch.Tensor | None = None,
     ):
         # the encoders get no output options: their own configs decide, as in transformers
-        audio_output = self.audio_encoder(input_values, padding_mask, return_dict=True)
-        video_output = self.video_encoder(pixel_values_videos, padding_mask_videos, return_dict=True)
+        audio_output = self.audio_encoder(input_values, padding_mask, input_features=input_features, return_dict=True)
+        video_output = self.video_encoder(pixel_values_videos, padding_mask_videos, pe_features=pe_features,
+                                          return_dict=True)
         audio_mask = None if audio_output.output_mask is None else audio_output.output_mask.bool()
         video_mask = None if padding_mask_videos is None else padding_mask_videos.bool()
         audio_hidden = audio_output.last_hidden_state
@@ -119,11 +122,13 @@ class PeAudioVideoEncoder(PeTransformerEncoder):
 
     def forward(
         self,
-        input_values: torch.Tensor,
-        pixel_values_videos: torch.Tensor,
+        input_values: torch.Tensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
         padding_mask: torch.Tensor | None = None,
         padding_mask_videos: torch.Tensor | None = None,
         *,
+        input_features: torch.Tensor | None = None,
+        pe_features: torch.Tensor | None = None,
         output_hidden_states: bool | int | list[int] | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
@@ -135,6 +140,8 @@ class PeAudioVideoEncoder(PeTransformerEncoder):
             pixel_values_videos: ``(B, F, 3, H, W)`` frames; ``padding_mask_videos``: ``(B, F)``, 1 = real frame.
                 Both masks must be right-padded (1s, then 0s; a ``ValueError`` otherwise): each clip's
                 valid frames are stretched over its valid audio tokens by count.
+            input_features / pe_features: precomputed codec / per-frame features instead of
+                ``input_values`` / ``pixel_values_videos`` (see :mod:`pe_av.models.features`).
             output_hidden_states / output_attentions: the fusion layers' hidden states / attention
                 probabilities (None: this config's). The audio and video encoders' outputs carry theirs
                 only when ``audio_config`` / ``video_config`` ask for them, as in transformers.
@@ -148,19 +155,22 @@ class PeAudioVideoEncoder(PeTransformerEncoder):
             call_option(output_hidden_states, self.config, "output_hidden_states"),
             call_option(output_attentions, self.config, "output_attentions"),
         )
-        if isinstance(input_values, torch.Tensor) and isinstance(pixel_values_videos, torch.Tensor):
+        audio_name, audio = ("input_values", input_values) if input_features is None else ("input_features", input_features)
+        video_name, video = ("pixel_values_videos", pixel_values_videos) if pe_features is None else ("pe_features", pe_features)
+        if isinstance(audio, torch.Tensor) and isinstance(video, torch.Tensor):
             # inputs of a wrong rank get their encoder's own message instead
-            ranks_ok = input_values.dim() in (2, 3) and pixel_values_videos.dim() == 5
-            if ranks_ok and input_values.shape[0] != pixel_values_videos.shape[0]:
+            ranks_ok = audio.dim() in ((2, 3) if input_features is None else (3,)) and video.dim() == (
+                5 if pe_features is None else 3)
+            if ranks_ok and audio.shape[0] != video.shape[0]:
                 raise ValueError(
-                    f"input_values (batch {input_values.shape[0]}) and pixel_values_videos (batch "
-                    f"{pixel_values_videos.shape[0]}) must hold the same clips: the batch sizes differ"
+                    f"{audio_name} (batch {audio.shape[0]}) and {video_name} (batch "
+                    f"{video.shape[0]}) must hold the same clips: the batch sizes differ"
                 )
         why = "to align each clip's frames with its audio"
         check_right_padded(padding_mask, "padding_mask", why)
         check_right_padded(padding_mask_videos, "padding_mask_videos", why)
         inputs_embeds, mask, audio_output, video_output = self.embedder(
-            input_values, pixel_values_videos, padding_mask, padding_mask_videos
+            input_values, pixel_values_videos, padding_mask, padding_mask_videos, input_features, pe_features
         )
         hidden_states = self.encode(inputs_embeds, mask, recorder)
         output = PeAudioVideoEncoderOutput(

@@ -147,7 +147,8 @@ def check_mask_has_input(mask: object, mask_name: str, value: object, input_name
 
 
 #: ranks of the batched model inputs; a tensor of another rank is left to its encoder's full check
-INPUT_RANKS = {"input_ids": (2,), "input_values": (2, 3), "pixel_values_videos": (5,)}
+INPUT_RANKS = {"input_ids": (2,), "input_values": (2, 3), "pixel_values_videos": (5,), "input_features": (3,),
+               "pe_features": (3,)}
 
 
 def check_same_batch(why: str, **inputs: object) -> None:

@@ -72,9 +72,14 @@ class PeAudioModel(PePreTrainedModel):
         """``(n_text, D)`` text embeddings in the audio-text space (as ``forward``'s ``text_audio_embeds``)."""
         return self.text_audio_head(self.text_model.text_embedding(input_ids, attention_mask))
 
-    def get_audio_embeds(self, input_values: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``(n_audio, D)`` audio embeddings in the audio-text space (as ``forward``'s ``audio_embeds``)."""
-        return self._audio_embeds(self.audio_encoder(input_values, padding_mask, return_dict=True))
+    def get_audio_embeds(
+        self, input_values: torch.Tensor | None = None, padding_mask: torch.Tensor | None = None, *,
+        input_features: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``(n_audio, D)`` audio embeddings in the audio-text space (as ``forward``'s ``audio_embeds``); from
+        precomputed codec features with ``input_features=`` (see :mod:`pe_av.models.features`)."""
+        outputs = self.audio_encoder(input_values, padding_mask, input_features=input_features, return_dict=True)
+        return self._audio_embeds(outputs)
 
     def _audio_embeds(self, audio_outputs) -> torch.Tensor:
         return self.audio_head(audio_outputs.pooler_output)
@@ -136,9 +141,12 @@ class PeAudioFrameLevelModel(PeAudioModel):
     :func:`frame_level_sigmoid_loss` over valid frames.
     """
 
-    def get_audio_embeds(self, input_values: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def get_audio_embeds(
+        self, input_values: torch.Tensor | None = None, padding_mask: torch.Tensor | None = None, *,
+        input_features: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``(n_audio, frames, D)`` per-frame audio embeddings (as ``forward``'s ``audio_embeds``)."""
-        return super().get_audio_embeds(input_values, padding_mask)
+        return super().get_audio_embeds(input_values, padding_mask, input_features=input_features)
 
     def _audio_embeds(self, audio_outputs) -> torch.Tensor:
         return self.audio_head(audio_outputs.last_hidden_state)

@@ -108,28 +108,39 @@ class PeAudioVideoModel(PePreTrainedModel):
         """Text embeddings in the text-(audio+video) space (``forward``'s ``text_audio_video_embeds``)."""
         return self.text_audio_video_head(self.text_model.text_embedding(input_ids, attention_mask))
 
-    def get_audio_embeds(self, input_values: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    # every helper taking audio or video also takes precomputed features, keyword-only: input_features= /
+    # pe_features= instead of input_values / pixel_values_videos (see pe_av.models.features)
+
+    def get_audio_embeds(
+        self, input_values: torch.Tensor | None = None, padding_mask: torch.Tensor | None = None, *,
+        input_features: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Audio embeddings (``forward``'s ``audio_embeds``)."""
-        return self.audio_model.get_audio_embeds(input_values, padding_mask)
+        return self.audio_model.get_audio_embeds(input_values, padding_mask, input_features=input_features)
 
     def get_video_embeds(
-        self, pixel_values_videos: torch.Tensor, padding_mask_videos: torch.Tensor | None = None
+        self, pixel_values_videos: torch.Tensor | None = None, padding_mask_videos: torch.Tensor | None = None, *,
+        pe_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Video embeddings (``forward``'s ``video_embeds``)."""
-        return self.video_model.get_video_embeds(pixel_values_videos, padding_mask_videos)
+        return self.video_model.get_video_embeds(pixel_values_videos, padding_mask_videos, pe_features=pe_features)
 
     def get_audio_video_embeds(
         self,
-        input_values: torch.Tensor,
-        pixel_values_videos: torch.Tensor,
+        input_values: torch.Tensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
         padding_mask: torch.Tensor | None = None,
         padding_mask_videos: torch.Tensor | None = None,
         return_audio_embeds: bool = False,
         return_video_embeds: bool = False,
+        *,
+        input_features: torch.Tensor | None = None,
+        pe_features: torch.Tensor | None = None,
     ) -> AudioVideoEmbeddings:
         """Joint audio-video embeddings, optionally with the audio and video embeddings of the same pass."""
         outputs = self.audio_video_encoder(
-            input_values, pixel_values_videos, padding_mask, padding_mask_videos, return_dict=True
+            input_values, pixel_values_videos, padding_mask, padding_mask_videos, input_features=input_features,
+            pe_features=pe_features, return_dict=True,
         )
         return AudioVideoEmbeddings(
             audio_embeds=self.audio_model.audio_head(outputs.audio_model_output.pooler_output)
@@ -144,26 +155,34 @@ class PeAudioVideoModel(PePreTrainedModel):
     def get_audio_plus_text_embeds(
         self,
         input_ids: torch.Tensor,
-        input_values: torch.Tensor,
+        input_values: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         padding_mask: torch.Tensor | None = None,
+        *,
+        input_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Embeddings of (audio, caption) pairs, scored against videos (``forward``'s ``audio_plus_text_embeds``)."""
-        check_same_batch("get_audio_plus_text_embeds", input_ids=input_ids, input_values=input_values)
-        audio = self.audio_model.audio_encoder(input_values, padding_mask, return_dict=True).pooler_output
+        check_same_batch("get_audio_plus_text_embeds", input_ids=input_ids, input_values=input_values,
+                         input_features=input_features)
+        audio = self.audio_model.audio_encoder(input_values, padding_mask, input_features=input_features,
+                                               return_dict=True).pooler_output
         text = self.text_model.text_embedding(input_ids, attention_mask)
         return self.audio_plus_text_head(torch.cat([audio, text], dim=-1))
 
     def get_video_plus_text_embeds(
         self,
         input_ids: torch.Tensor,
-        pixel_values_videos: torch.Tensor,
+        pixel_values_videos: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         padding_mask_videos: torch.Tensor | None = None,
+        *,
+        pe_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Embeddings of (video, caption) pairs, scored against audio (``forward``'s ``video_plus_text_embeds``)."""
-        check_same_batch("get_video_plus_text_embeds", input_ids=input_ids, pixel_values_videos=pixel_values_videos)
-        video = self.video_model.video_encoder(pixel_values_videos, padding_mask_videos, return_dict=True).pooler_output
+        check_same_batch("get_video_plus_text_embeds", input_ids=input_ids, pixel_values_videos=pixel_values_videos,
+                         pe_features=pe_features)
+        video = self.video_model.video_encoder(pixel_values_videos, padding_mask_videos, pe_features=pe_features,
+                                               return_dict=True).pooler_output
         text = self.text_model.text_embedding(input_ids, attention_mask)
         return self.video_plus_text_head(torch.cat([video, text], dim=-1))
 

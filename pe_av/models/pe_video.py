@@ -66,10 +66,12 @@ class PeVideoModel(PePreTrainedModel):
     get_text_embeds = get_text_video_embeds
 
     def get_video_embeds(
-        self, pixel_values_videos: torch.Tensor, padding_mask_videos: torch.Tensor | None = None
+        self, pixel_values_videos: torch.Tensor | None = None, padding_mask_videos: torch.Tensor | None = None, *,
+        pe_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``(n_video, D)`` video embeddings in the video-text space (as ``forward``'s ``video_embeds``)."""
-        outputs = self.video_encoder(pixel_values_videos, padding_mask_videos, return_dict=True)
+        """``(n_video, D)`` video embeddings in the video-text space (as ``forward``'s ``video_embeds``); from
+        precomputed per-frame features with ``pe_features=`` (see :mod:`pe_av.models.features`)."""
+        outputs = self.video_encoder(pixel_values_videos, padding_mask_videos, pe_features=pe_features, return_dict=True)
         return self.video_head(outputs.pooler_output)
 
     def forward(

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from ..config import PeVideoEncoderConfig
 from ..ops import Linear
+from .features import check_features, one_input
 from .inputs import check_each_has_valid, check_padding_mask, tracing
 from .outputs import BaseModelOutputWithPooling, call_option, finish
 from .pe_transformer import PeTransformerEncoder
@@ -76,15 +77,20 @@ class PeVideoEncoderEmbedder(nn.Module):
             return logits
         return logits.new_zeros(total, logits.shape[1]).index_copy(0, index, logits)
 
-    def forward(
+    def frame_features(
         self, pixel_values_videos: torch.Tensor, padding_mask: torch.Tensor | None, chunk_size: int
     ) -> torch.Tensor:
+        """``(B, F, classes)`` L2-normalised ViT logits per frame (padded frames: 0)."""
         batch, frames = pixel_values_videos.shape[:2]
         valid = None if padding_mask is None else padding_mask.reshape(-1)
         logits = self.frame_logits(pixel_values_videos.flatten(0, 1), valid, chunk_size)
         # in fp32: F.normalize's eps underflows in fp16, turning the all-zero rows of padded frames into NaN
-        logits = F.normalize(logits.view(batch, frames, -1).float(), dim=-1).to(logits.dtype)
-        return self.data_proj(self.proj(logits))
+        return F.normalize(logits.view(batch, frames, -1).float(), dim=-1).to(logits.dtype)
+
+    def forward(
+        self, pixel_values_videos: torch.Tensor, padding_mask: torch.Tensor | None, chunk_size: int
+    ) -> torch.Tensor:
+        return self.data_proj(self.proj(self.frame_features(pixel_values_videos, padding_mask, chunk_size)))
 
 
 class PeVideoEncoder(PeTransformerEncoder):
@@ -106,9 +112,10 @@ class PeVideoEncoder(PeTransformerEncoder):
 
     def forward(
         self,
-        pixel_values_videos: torch.Tensor,
+        pixel_values_videos: torch.Tensor | None = None,
         padding_mask_videos: torch.Tensor | None = None,
         *,
+        pe_features: torch.Tensor | None = None,
         output_hidden_states: bool | int | list[int] | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
@@ -121,6 +128,8 @@ class PeVideoEncoder(PeTransformerEncoder):
                 be finite, padded frames included (NaN/Inf is a ``ValueError``).
             padding_mask_videos: ``(B, F)`` with 1/True for real frames and 0/False for padding; every
                 video needs at least one real frame. Padded frames are not run through the ViT.
+            pe_features: instead of ``pixel_values_videos``, ``(B, F, classes)`` per-frame features from
+                :meth:`get_frame_features` (see :mod:`pe_av.models.features`).
             output_hidden_states: also return the input of the first layer and every layer's output (True),
                 or those of the given indices; None: ``config.output_hidden_states``.
             output_attentions: also return each layer's attention probabilities ``(B, heads, F + 1, F + 1)``
@@ -137,14 +146,16 @@ class PeVideoEncoder(PeTransformerEncoder):
             call_option(output_attentions, self.config, "output_attentions"),
         )
         chunk_size = _check_chunk_size(self.vision_chunk_size if vision_chunk_size is None else vision_chunk_size)
-        spec = self.embedder.vision_model.spec
-        pixel_values_videos = check_pixel_values(
-            pixel_values_videos, "pixel_values_videos", spec, 5, self.dtype, self.device
-        )
-        batch, frames = pixel_values_videos.shape[:2]
-        mask = check_padding_mask(padding_mask_videos, "padding_mask_videos", batch, frames, self.device)
-        check_each_has_valid(mask, "padding_mask_videos", "video", "frame")
-        inputs_embeds = self.embedder(pixel_values_videos, mask, chunk_size)
+        one_input(pixel_values_videos, "pixel_values_videos", pe_features, "pe_features")
+        if pe_features is not None:
+            features = check_features(pe_features, "pe_features", self.embedder.vision_model.num_classes,
+                                      self.dtype, self.device)
+            mask = self._frame_mask(padding_mask_videos, features)
+            inputs_embeds = self.embedder.data_proj(self.embedder.proj(features))
+        else:
+            pixel_values_videos = self._check_frames(pixel_values_videos)
+            mask = self._frame_mask(padding_mask_videos, pixel_values_videos)
+            inputs_embeds = self.embedder(pixel_values_videos, mask, chunk_size)
         hidden_states = self.encode(inputs_embeds, mask, recorder)
         output = BaseModelOutputWithPooling(
             last_hidden_state=hidden_states[:, 1:],
@@ -152,3 +163,24 @@ class PeVideoEncoder(PeTransformerEncoder):
         )
         recorder.attach(output, hidden_states[:, 1:])
         return finish(output, call_option(return_dict, self.config, "return_dict"))
+
+    def _check_frames(self, pixel_values_videos: object) -> torch.Tensor:
+        spec = self.embedder.vision_model.spec
+        return check_pixel_values(pixel_values_videos, "pixel_values_videos", spec, 5, self.dtype, self.device)
+
+    def _frame_mask(self, padding_mask_videos: object, per_frame: torch.Tensor) -> torch.Tensor | None:
+        mask = check_padding_mask(padding_mask_videos, "padding_mask_videos", *per_frame.shape[:2], self.device)
+        check_each_has_valid(mask, "padding_mask_videos", "video", "frame")
+        return mask
+
+    @torch.no_grad()
+    def get_frame_features(
+        self, pixel_values_videos: torch.Tensor, padding_mask_videos: torch.Tensor | None = None,
+        vision_chunk_size: int | None = None,
+    ) -> torch.Tensor:
+        """``(B, F, classes)`` L2-normalised per-frame ViT features (what ``pe_features=`` takes); padded
+        frames are 0."""
+        chunk_size = _check_chunk_size(self.vision_chunk_size if vision_chunk_size is None else vision_chunk_size)
+        pixel_values_videos = self._check_frames(pixel_values_videos)
+        mask = self._frame_mask(padding_mask_videos, pixel_values_videos)
+        return self.embedder.frame_features(pixel_values_videos, mask, chunk_size)
