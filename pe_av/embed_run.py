@@ -159,7 +159,8 @@ def _embed_kind(kind, inputs, keys, parts, model, processor, modality, args, sto
     if not todo:
         return True
     encode_kind = "text" if kind == "text" else modality
-    options = {"target": modality} if kind == "text" else {} if modality == "audio" else {"num_frames": args.num_frames}
+    frames = {"num_frames": args.num_frames, "fps": args.fps, "max_frames": args.max_frames}
+    options = {"target": modality} if kind == "text" else {} if modality == "audio" else frames
     batches = iter_encode(model, processor, encode_kind, [inputs[i] for i in todo], batch_size=args.batch_size,
                           normalize=not args.no_normalize, progress=False if args.no_progress else None,
                           on_error="skip", **options)
@@ -288,7 +289,7 @@ def _run(args, argv, files, texts, keys, outputs, stop, print_table) -> int:
     model, processor = load_model(args.model, args.attn_impl, args.device, args.dtype)
     modality = pick_modality(args.modality, model, files)
     settings = {"model": os.path.abspath(args.model), "modality": modality, "normalize": not args.no_normalize,
-                "num_frames": args.num_frames, "dtype": str(model.dtype).removeprefix("torch.")}
+                "num_frames": args.num_frames, "fps": args.fps, "max_frames": args.max_frames, "dtype": str(model.dtype).removeprefix("torch.")}
     for path in outputs.finals if outputs is not None else []:
         remove_temp_files(path.parent, name=path.name)  # of final writes a killed run left behind
     resuming = outputs is not None and args.resume and outputs.parts.is_dir()
