@@ -86,10 +86,12 @@ def _say(message: str) -> None:
 # ---------------------------------------------------------------------- model and modality
 
 
-def load_model(model_dir: str, attn_impl: str | None, device: str | None, dtype: str | None):
-    """The checkpoint's model and processor, both chosen by its ``model_type`` (see :mod:`pe_av.registry`);
-    only types with a processor (whole models, not encoders or towers) can embed. Any failure is a
-    :class:`CliError` naming the checkpoint."""
+def load_model(model_dir: str, attn_impl: str | None, device: str | None, dtype: str | None,
+               architecture: str | None = None, command: str = "pe-av embed"):
+    """The checkpoint's model and processor, both chosen by its ``model_type`` (see :mod:`pe_av.registry`;
+    ``architecture`` names a variant class, e.g. ``"PeAudioFrameLevelModel"``); only types with a
+    processor (whole models, not encoders or towers) can embed. Any failure is a :class:`CliError`
+    naming the checkpoint."""
     from .config import load_config
     from .encode import describe_error
     from .registry import model_class_for, processor_class_for, supported_model_types
@@ -100,9 +102,9 @@ def load_model(model_dir: str, attn_impl: str | None, device: str | None, dtype:
         config = load_config(model_dir)
         processor_cls = processor_class_for(config.model_type)
         if processor_cls is None:
-            raise CliError(None, f"{model_dir} holds a {config.model_type!r} model; pe-av embed handles "
+            raise CliError(None, f"{model_dir} holds a {config.model_type!r} model; {command} handles "
                            f"{supported_model_types(with_processor=True)}")
-        model = model_class_for(config).from_pretrained(model_dir, attn_impl=attn_impl, device=device, dtype=dtype)
+        model = model_class_for(config, architecture).from_pretrained(model_dir, attn_impl=attn_impl, device=device, dtype=dtype)
         return model, processor_cls.from_pretrained(model_dir)
     except CliError:
         raise

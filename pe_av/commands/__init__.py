@@ -9,9 +9,9 @@ says what its command does.
 
 from __future__ import annotations
 
-from . import demo, embed
+from . import classify, demo, detect, embed
 
 #: The subcommands in the order ``pe-av --help`` lists them.
-COMMANDS = (demo, embed)
+COMMANDS = (demo, embed, classify, detect)
 
 __all__ = ["COMMANDS"]

@@ -19,6 +19,7 @@ the labels (``multi_label=False``: exactly one label is right).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -107,6 +108,13 @@ def _check_labels(labels: object) -> list[str]:
     return list(labels)
 
 
+def _as_items(inputs: object, target: str) -> list[object]:
+    from ..processing.audio import as_clip_list
+    from ..processing.video import as_video_list
+
+    return as_clip_list(inputs) if target == "audio" else as_video_list(inputs)
+
+
 def _media_embeddings(model, processor, inputs, target, batch_size, progress, options) -> torch.Tensor:
     if target == "audio":
         return encode_audio(model, processor, inputs, batch_size=batch_size, normalize=False, progress=progress,
@@ -129,6 +137,8 @@ def classify(
     multi_label: bool = True,
     batch_size: int = 8,
     progress: bool | None = None,
+    on_error: str = "raise",
+    failures: list | None = None,
     **options: object,
 ) -> Classification:
     """Zero-shot classify media ``inputs`` (file paths or arrays, as the ``encode_*`` helpers take) into
@@ -143,6 +153,8 @@ def classify(
         target: ``"audio"``, ``"video"`` or ``"audio_video"`` (default: the model's only one, and
             ``"audio_video"`` for ``PeAudioVideoModel``).
         multi_label: True: ``sigmoid`` per label; False: softmax over the labels.
+        on_error / failures: as the ``encode_*`` helpers take them (``"skip"``: bad inputs are left
+            out of the result and listed in ``failures``).
         options: passed to the media encoder (``sampling_rate``; ``num_frames``, ``fps``, ``max_frames``
             for video; ``audio=`` for audio+video of arrays).
 
@@ -158,10 +170,18 @@ def classify(
         raise TypeError(f"multi_label must be a bool, got {type(multi_label).__name__}")
     templates = ("sounds" if target == "audio" else "actions") if templates is None else templates
     label_embeds = label_embeddings(model, processor, labels, templates, target, progress=progress)
+    failed: list = []
+    options = dict(options, on_error=on_error, failures=failed)
     media = _media_embeddings(model, processor, inputs, target, batch_size, progress, options).float()
+    if failures is not None:
+        failures.extend(failed)
+    elif failed:
+        warnings.warn(f"classify skipped {len(failed)} input(s): " + "; ".join(f"[{f.index}] {f.reason}" for f in failed),
+                      stacklevel=2)
     scale, bias = pair_logit_scale(model, target)
     with torch.no_grad():
         logits = scaled_logits(media, label_embeds, scale.detach().float().cpu(), bias.detach().float().cpu())
     probs = logits.sigmoid() if multi_label else logits.softmax(dim=-1)
-    items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    skipped = {failure.index for failure in failed}
+    items = [item for i, item in enumerate(_as_items(inputs, target)) if i not in skipped]
     return Classification(items, list(labels), logits, probs, target, multi_label)
