@@ -10,7 +10,12 @@
 
 from .classify import Classification, classify, label_embeddings
 from .events import Event, EventDetection, detect_events, events_from_scores
-from .long_media import AudioWindow, WindowedEmbeddings, embed_audio_windows, iter_audio_windows
+from .long_media import (
+    AudioWindow,
+    WindowedEmbeddings,
+    embed_audio_windows,
+    iter_audio_windows,
+)
 from .plot import plot_events
 from .templates import TEMPLATE_SETS, read_templates
 

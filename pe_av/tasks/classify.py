@@ -26,7 +26,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..encode import TARGETS, encode_audio, encode_audio_video, encode_text, encode_video
+from ..encode import (
+    TARGETS,
+    encode_audio,
+    encode_audio_video,
+    encode_text,
+    encode_video,
+)
 from ..models import PeAudioModel, PeAudioVideoModel, PeVideoModel
 from ..models.heads import scaled_logits
 from .templates import check_templates

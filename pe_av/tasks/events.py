@@ -209,7 +209,8 @@ def detect_events(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     period = frame_period(model, processor)
-    options = dict(threshold=threshold, median_filter=median_filter, min_duration=min_duration, merge_gap=merge_gap)
+    options = {"threshold": threshold, "median_filter": median_filter, "min_duration": min_duration,
+               "merge_gap": merge_gap}
     events_from_scores(np.zeros((len(queries), 0)), queries, period, **options)  # checks them before the work
     scores, duration = frame_scores(model, processor, audio, queries, window_s, hop_s, batch_size, progress)
     events = events_from_scores(scores, queries, period, duration=duration, **options)
