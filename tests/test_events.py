@@ -13,7 +13,12 @@ import pytest
 import torch
 from cli_helpers import run
 
-from pe_av import PeAudioFeatureExtractor, PeAudioFrameLevelModel, detect_events, events_from_scores
+from pe_av import (
+    PeAudioFeatureExtractor,
+    PeAudioFrameLevelModel,
+    detect_events,
+    events_from_scores,
+)
 from pe_av.demo import demo_frame_model, demo_tokenizer
 from pe_av.media import write_audio
 from pe_av.processing import PeAudioProcessor
