@@ -139,7 +139,8 @@ def _stripes(frames: int, size: int = 32) -> np.ndarray:
 
 def write_demo_media(directory: str | Path, seed: int = 0) -> dict[str, list[Path]]:
     """Write 3 audio clips (wav at 48 kHz, flac at 44.1 kHz, mp3; ≤ 0.5 s), 2 videos with sound (mp4,
-    webm; 0.5 s, 12 frames of 32×32) and a 4 s scene for event detection (quiet, a tone, noise, quiet)."""
+    webm; 0.5 s, 12 frames of 32×32) and, in ``scenes/``, a 4 s scene for event detection (quiet, a tone,
+    noise, quiet)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     noise = np.random.default_rng(seed).uniform(-0.3, 0.3, SAMPLE_RATE // 2).astype(np.float32)
@@ -155,7 +156,9 @@ def write_demo_media(directory: str | Path, seed: int = 0) -> dict[str, list[Pat
     scene = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), _tone(880, 1.0, SAMPLE_RATE),
                             np.random.default_rng(seed + 1).uniform(-0.3, 0.3, SAMPLE_RATE).astype(np.float32),
                             np.zeros(SAMPLE_RATE, np.float32)])
-    return {"audio": audio, "videos": videos, "scene": [write_audio(directory / "scene.wav", scene, SAMPLE_RATE)]}
+    (directory / "scenes").mkdir(exist_ok=True)  # apart from the clips, which the demo embeds together
+    return {"audio": audio, "videos": videos,
+            "scene": [write_audio(directory / "scenes" / "scene.wav", scene, SAMPLE_RATE)]}
 
 
 # ---------------------------------------------------------------------- the demo run
