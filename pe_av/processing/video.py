@@ -20,7 +20,9 @@ Calls take transformers' keywords: ``return_tensors`` (``"pt"`` when left out �
 config's settings (``size``, ``do_normalize``, ``do_sample_frames``, ...), ``device``; an unknown keyword
 is a ``TypeError`` as there. Deliberate difference: ``num_frames`` given without ``do_sample_frames``
 samples frames (the reference ignores it unless ``do_sample_frames=True`` is given too, or set in the
-config); ``do_sample_frames=False`` turns sampling off in both.
+config); ``do_sample_frames=False`` turns sampling off in both. ``fps`` samples one frame every ``1/fps``
+seconds (frame ``floor(k · video_fps / fps)``; transformers spreads ``int(T · fps / video_fps)`` frames
+evenly instead) and ``max_frames`` (ours) caps the count; the rules live in :mod:`pe_av.media_frames`.
 """
 
 from __future__ import annotations
