@@ -135,3 +135,34 @@ __all__ += ["ConversionError", "convert_original"]
 from .index import MediaIndex  # noqa: E402
 
 __all__ += ["MediaIndex"]
+
+# the layer above the model: zero-shot classification, sound events, long media (issue 18)
+from .media_frames import FrameSampling  # noqa: E402
+from .tasks import (  # noqa: E402
+    TEMPLATE_SETS,
+    Classification,
+    Event,
+    EventDetection,
+    WindowedEmbeddings,
+    classify,
+    detect_events,
+    embed_audio_windows,
+    events_from_scores,
+    iter_audio_windows,
+    plot_events,
+)
+
+__all__ += [
+    "TEMPLATE_SETS",
+    "Classification",
+    "Event",
+    "EventDetection",
+    "FrameSampling",
+    "WindowedEmbeddings",
+    "classify",
+    "detect_events",
+    "embed_audio_windows",
+    "events_from_scores",
+    "iter_audio_windows",
+    "plot_events",
+]

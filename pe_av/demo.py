@@ -21,12 +21,18 @@ from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordLevel
 
 from . import dispatch
-from .config import PeAudioVideoConfig
+from .config import PeAudioConfig, PeAudioVideoConfig
 from .dispatch import BACKENDS, BackendFallbackWarning, BackendNotAvailableError
 from .encode import encode_audio, encode_audio_video, encode_text
 from .media import write_audio, write_video
-from .models import PeAudioVideoModel
-from .processing import PeAudioFeatureExtractor, PeAudioVideoProcessor, PeTokenizer, PeVideoVideoProcessor
+from .models import PeAudioFrameLevelModel, PeAudioVideoModel
+from .processing import (
+    PeAudioFeatureExtractor,
+    PeAudioProcessor,
+    PeAudioVideoProcessor,
+    PeTokenizer,
+    PeVideoVideoProcessor,
+)
 
 SAMPLE_RATE = 48_000
 IMAGE_SIZE = 28
@@ -47,10 +53,13 @@ _BLOCK = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "n
           "num_key_value_heads": 1, "head_dim": 16}
 
 
+_TEXT = {"vocab_size": len(SPECIAL_TOKENS) + len(WORDS), "pad_token_id": 0, "hidden_size": 32,
+         "intermediate_size": 48, "num_hidden_layers": 2, "num_attention_heads": 2, "local_attention": 4}
+
+
 def demo_config() -> PeAudioVideoConfig:
     """A PeAudioVideoConfig with every part shrunk (hop 1920 at 48 kHz as the real models, 28 px frames)."""
-    text = {"vocab_size": len(SPECIAL_TOKENS) + len(WORDS), "pad_token_id": 0, "hidden_size": 32,
-            "intermediate_size": 48, "num_hidden_layers": 2, "num_attention_heads": 2, "local_attention": 4}
+    text = dict(_TEXT)
     audio, video = {**_BLOCK, "dac_config": _DAC}, {**_BLOCK, "vision_config": _VISION}
     fusion = {**_BLOCK, "audio_config": audio, "video_config": video}
     return PeAudioVideoConfig(text_config=text, audio_video_config=fusion)
@@ -62,12 +71,25 @@ def demo_model(seed: int = 0, spread: float = 10.0) -> PeAudioVideoModel:
     the same embedding; the spread makes the similarity tables show distinct rows.)"""
     torch.manual_seed(seed)
     model = PeAudioVideoModel(demo_config()).eval()
+    _spread(model, spread)
+    return model
+
+
+def _spread(model: torch.nn.Module, spread: float) -> None:
     with torch.no_grad():
         for name, param in model.named_parameters():
             if param.dim() >= 2:
                 param.mul_(spread)
             elif name.endswith("logit_scale"):
                 param.fill_(1.0)
+
+
+def demo_frame_model(seed: int = 0, spread: float = 10.0) -> PeAudioFrameLevelModel:
+    """A tiny PE-A-Frame (``PeAudioFrameLevelModel``, one score per 40 ms frame) with the demo's text and
+    audio sizes, built as :func:`demo_model` is; for ``pe-av detect``."""
+    torch.manual_seed(seed)
+    model = PeAudioFrameLevelModel(PeAudioConfig(text_config=dict(_TEXT), audio_config={**_BLOCK, "dac_config": _DAC}))
+    _spread(model.eval(), spread)
     return model
 
 
@@ -116,8 +138,9 @@ def _stripes(frames: int, size: int = 32) -> np.ndarray:
 
 
 def write_demo_media(directory: str | Path, seed: int = 0) -> dict[str, list[Path]]:
-    """Write 3 audio clips (wav at 48 kHz, flac at 44.1 kHz, mp3; ≤ 0.5 s) and 2 videos with sound (mp4,
-    webm; 0.5 s, 12 frames of 32×32)."""
+    """Write 3 audio clips (wav at 48 kHz, flac at 44.1 kHz, mp3; ≤ 0.5 s), 2 videos with sound (mp4,
+    webm; 0.5 s, 12 frames of 32×32) and, in ``scenes/``, a 4 s scene for event detection (quiet, a tone,
+    noise, quiet)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     noise = np.random.default_rng(seed).uniform(-0.3, 0.3, SAMPLE_RATE // 2).astype(np.float32)
@@ -130,7 +153,12 @@ def write_demo_media(directory: str | Path, seed: int = 0) -> dict[str, list[Pat
         write_video(directory / "red_square.mp4", _moving_square(12), fps=24, audio=_tone(440, 0.5, SAMPLE_RATE)),
         write_video(directory / "blue_stripes.webm", _stripes(12), fps=24, audio=noise),
     ]
-    return {"audio": audio, "videos": videos}
+    scene = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), _tone(880, 1.0, SAMPLE_RATE),
+                            np.random.default_rng(seed + 1).uniform(-0.3, 0.3, SAMPLE_RATE).astype(np.float32),
+                            np.zeros(SAMPLE_RATE, np.float32)])
+    (directory / "scenes").mkdir(exist_ok=True)  # apart from the clips, which the demo embeds together
+    return {"audio": audio, "videos": videos,
+            "scene": [write_audio(directory / "scenes" / "scene.wav", scene, SAMPLE_RATE)]}
 
 
 # ---------------------------------------------------------------------- the demo run
@@ -174,13 +202,17 @@ def run_demo(repeats: int = 5, backends: list[str] | None = None, keep: str | No
         model = demo_model(seed=0)
         model.save_pretrained(model_dir)
         demo_processor().save_pretrained(model_dir)
+        frame_dir = root / "tiny-pe-a-frame"
+        demo_frame_model(seed=0).save_pretrained(frame_dir)
+        PeAudioProcessor(feature_extractor=PeAudioFeatureExtractor(), tokenizer=demo_tokenizer()).save_pretrained(frame_dir)
         params = sum(p.numel() for p in model.parameters()) / 1e6
         print(f"pe-av demo: tiny random PeAudioVideoModel ({params:.2f} M parameters, seed 0) + processor saved "
               f"to {model_dir}")
+        print(f"and a tiny random PeAudioFrameLevelModel (for pe-av detect) to {frame_dir}")
         print("random weights: the similarities below show the pipeline runs, not what a trained model knows\n")
 
         media = write_demo_media(root / "media")
-        for path in media["audio"] + media["videos"]:
+        for path in media["audio"] + media["videos"] + media["scene"]:
             print(f"  wrote {path.name:<18} ({path.stat().st_size / 1024:.1f} KiB)")
 
         processor = PeAudioVideoProcessor.from_pretrained(model_dir)

@@ -35,7 +35,7 @@ from .atomic import atomic_write_bytes, fsync_dir, remove_temp_files
 
 FORMAT = "pe-av embed parts"
 VERSION = 1
-SETTINGS = ("model", "modality", "normalize", "num_frames", "dtype")
+SETTINGS = ("model", "modality", "normalize", "num_frames", "fps", "max_frames", "dtype")
 KINDS = ("media", "text")
 OUT_FORMATS = (".npy", ".safetensors")
 _SHARD = re.compile(r"(media|text)-(\d{6})\.safetensors")

@@ -86,10 +86,12 @@ def _say(message: str) -> None:
 # ---------------------------------------------------------------------- model and modality
 
 
-def load_model(model_dir: str, attn_impl: str | None, device: str | None, dtype: str | None):
-    """The checkpoint's model and processor, both chosen by its ``model_type`` (see :mod:`pe_av.registry`);
-    only types with a processor (whole models, not encoders or towers) can embed. Any failure is a
-    :class:`CliError` naming the checkpoint."""
+def load_model(model_dir: str, attn_impl: str | None, device: str | None, dtype: str | None,
+               architecture: str | None = None, command: str = "pe-av embed"):
+    """The checkpoint's model and processor, both chosen by its ``model_type`` (see :mod:`pe_av.registry`;
+    ``architecture`` names a variant class, e.g. ``"PeAudioFrameLevelModel"``); only types with a
+    processor (whole models, not encoders or towers) can embed. Any failure is a :class:`CliError`
+    naming the checkpoint."""
     from .config import load_config
     from .encode import describe_error
     from .registry import model_class_for, processor_class_for, supported_model_types
@@ -100,9 +102,9 @@ def load_model(model_dir: str, attn_impl: str | None, device: str | None, dtype:
         config = load_config(model_dir)
         processor_cls = processor_class_for(config.model_type)
         if processor_cls is None:
-            raise CliError(None, f"{model_dir} holds a {config.model_type!r} model; pe-av embed handles "
+            raise CliError(None, f"{model_dir} holds a {config.model_type!r} model; {command} handles "
                            f"{supported_model_types(with_processor=True)}")
-        model = model_class_for(config).from_pretrained(model_dir, attn_impl=attn_impl, device=device, dtype=dtype)
+        model = model_class_for(config, architecture).from_pretrained(model_dir, attn_impl=attn_impl, device=device, dtype=dtype)
         return model, processor_cls.from_pretrained(model_dir)
     except CliError:
         raise
@@ -159,7 +161,8 @@ def _embed_kind(kind, inputs, keys, parts, model, processor, modality, args, sto
     if not todo:
         return True
     encode_kind = "text" if kind == "text" else modality
-    options = {"target": modality} if kind == "text" else {} if modality == "audio" else {"num_frames": args.num_frames}
+    frames = {"num_frames": args.num_frames, "fps": args.fps, "max_frames": args.max_frames}
+    options = {"target": modality} if kind == "text" else {} if modality == "audio" else frames
     batches = iter_encode(model, processor, encode_kind, [inputs[i] for i in todo], batch_size=args.batch_size,
                           normalize=not args.no_normalize, progress=False if args.no_progress else None,
                           on_error="skip", **options)
@@ -288,7 +291,7 @@ def _run(args, argv, files, texts, keys, outputs, stop, print_table) -> int:
     model, processor = load_model(args.model, args.attn_impl, args.device, args.dtype)
     modality = pick_modality(args.modality, model, files)
     settings = {"model": os.path.abspath(args.model), "modality": modality, "normalize": not args.no_normalize,
-                "num_frames": args.num_frames, "dtype": str(model.dtype).removeprefix("torch.")}
+                "num_frames": args.num_frames, "fps": args.fps, "max_frames": args.max_frames, "dtype": str(model.dtype).removeprefix("torch.")}
     for path in outputs.finals if outputs is not None else []:
         remove_temp_files(path.parent, name=path.name)  # of final writes a killed run left behind
     resuming = outputs is not None and args.resume and outputs.parts.is_dir()

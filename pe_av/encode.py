@@ -218,7 +218,7 @@ def iter_encode(
     """Embed ``inputs`` batch by batch, yielding an :class:`EncodedBatch` as each one is done (for callers
     that save as they go, such as ``pe-av embed``). ``kind`` is ``"text"``, ``"audio"``, ``"video"`` or
     ``"audio_video"``; ``options`` are the matching ``encode_*`` helper's (``target``, ``max_length``,
-    ``sampling_rate``, ``num_frames``, ``audio``). Arguments are checked here, before the first batch.
+    ``sampling_rate``, ``num_frames``, ``fps``, ``max_frames``, ``audio``). Arguments are checked here, before the first batch.
     """
     prepare = {"text": _prepare_text, "audio": _prepare_audio, "video": _prepare_video,
                "audio_video": _prepare_audio_video}
@@ -266,19 +266,27 @@ def _prepare_audio(model, processor, audio, sampling_rate=None):
     return clips, clips, embed, "audio"
 
 
-def _prepare_video(model, processor, videos, num_frames=None):
+def _frame_options(num_frames, fps, max_frames) -> dict:
+    """The frame sampling keywords that are set (see :mod:`pe_av.media_frames`)."""
+    given = {"num_frames": num_frames, "fps": fps, "max_frames": max_frames}
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def _prepare_video(model, processor, videos, num_frames=None, fps=None, max_frames=None):
     _check_model(model, (PeVideoModel, PeAudioVideoModel), "encode_video")
     _check_processor(processor)
     items = as_video_list(videos)
+    frames = _frame_options(num_frames, fps, max_frames)
 
     def embed(batch: Sequence[object]) -> torch.Tensor:
-        inputs = _model_inputs(model, processor(videos=list(batch), num_frames=num_frames))
+        inputs = _model_inputs(model, processor(videos=list(batch), **frames))
         return model.get_video_embeds(inputs["pixel_values_videos"], inputs["padding_mask_videos"])
 
     return items, items, embed, "video"
 
 
-def _prepare_audio_video(model, processor, videos, audio=None, sampling_rate=None, num_frames=None):
+def _prepare_audio_video(model, processor, videos, audio=None, sampling_rate=None, num_frames=None, fps=None,
+                         max_frames=None):
     _check_model(model, (PeAudioVideoModel,), "encode_audio_video")
     _check_processor(processor)
     items = as_video_list(videos)
@@ -292,13 +300,13 @@ def _prepare_audio_video(model, processor, videos, audio=None, sampling_rate=Non
     if len(clips) != len(items):
         raise ValueError(f"got {len(items)} videos but {len(clips)} audio clips; give one clip per video")
     pairs = list(zip(clips, items))
+    frames = _frame_options(num_frames, fps, max_frames)
 
     def embed(batch: Sequence[tuple[object, object]]) -> torch.Tensor:
         batch_audio, batch_videos = zip(*batch)
         inputs = _model_inputs(
             model,
-            processor(audio=list(batch_audio), videos=list(batch_videos), sampling_rate=sampling_rate,
-                      num_frames=num_frames),
+            processor(audio=list(batch_audio), videos=list(batch_videos), sampling_rate=sampling_rate, **frames),
         )
         return model.get_audio_video_embeds(
             inputs["input_values"], inputs["pixel_values_videos"], inputs["padding_mask"], inputs["padding_mask_videos"]
@@ -352,14 +360,17 @@ def encode_video(
     videos: object,
     *,
     num_frames: int | None = None,
+    fps: float | None = None,
+    max_frames: int | None = None,
     batch_size: int = 8,
     normalize: bool = True,
     progress: bool | None = None,
     on_error: str = "raise",
     failures: list[EncodeFailure] | None = None,
 ) -> torch.Tensor:
-    """Embed videos (file paths or frame arrays), using their frames only."""
-    prepared = _prepare_video(model, processor, videos, num_frames)
+    """Embed videos (file paths or frame arrays), using their frames only; ``num_frames`` / ``fps`` /
+    ``max_frames`` pick the frames (:mod:`pe_av.media_frames`)."""
+    prepared = _prepare_video(model, processor, videos, num_frames, fps, max_frames)
     return _collect(model, prepared, batch_size, normalize, progress, on_error, failures)
 
 
@@ -371,6 +382,8 @@ def encode_audio_video(
     *,
     sampling_rate: int | None = None,
     num_frames: int | None = None,
+    fps: float | None = None,
+    max_frames: int | None = None,
     batch_size: int = 8,
     normalize: bool = True,
     progress: bool | None = None,
@@ -378,6 +391,6 @@ def encode_audio_video(
     failures: list[EncodeFailure] | None = None,
 ) -> torch.Tensor:
     """Joint audio+video embeddings of ``videos``; the audio is ``audio`` (one clip per video) or, by
-    default, the audio track of each video file. A failure names the video."""
-    prepared = _prepare_audio_video(model, processor, videos, audio, sampling_rate, num_frames)
+    default, the audio track of each video file. A failure names the video. Frames: as :func:`encode_video`."""
+    prepared = _prepare_audio_video(model, processor, videos, audio, sampling_rate, num_frames, fps, max_frames)
     return _collect(model, prepared, batch_size, normalize, progress, on_error, failures)

@@ -6,9 +6,10 @@
   as :func:`~pe_av.processing.resample.resample` of the whole track) frame by frame, so memory is
   the output plus a bounded block; ``offset`` / ``duration`` cut an excerpt (seeking when far in).
 - :func:`load_video`: RGB uint8 frames ``(frames, H, W, 3)`` of the first video track: every frame, or
-  ``num_frames`` evenly spaced ones (:func:`sample_frame_indices`, the rule the video processor also
-  applies to frame arrays), decoding only once when the container's packet count is right; with
-  ``size`` each frame is resized as it is decoded (memory: the output frames plus one full-size one).
+  those ``num_frames`` / ``fps`` / ``max_frames`` pick (:mod:`pe_av.media_frames`, the rules the video
+  processor also applies to frame arrays), seeking to the keyframe before each kept frame
+  (:mod:`pe_av.media_video`); with ``size`` each frame is resized as it is decoded (memory: the output
+  frames plus one full-size one).
 - :func:`media_info`: which tracks a file has.
 - :func:`write_audio` / :func:`write_video`: small encoders used by the demo and the tests.
 
@@ -23,7 +24,8 @@ PyAV is imported on first use: ``import pe_av`` and the processors work on array
 functions that decode or encode raise ``ImportError`` (``pip install av``) when it is missing. This
 module imports nothing of :mod:`pe_av.processing` at import time (that package imports this one), so
 there is no import cycle; the resampler and the frame resize are imported when needed. The frame
-by frame audio pipeline lives in :mod:`pe_av.media_audio` (imported on first use too), the writers
+by frame audio pipeline lives in :mod:`pe_av.media_audio`, the video decoding in :mod:`pe_av.media_video`
+(both imported on first use too), the writers
 in :mod:`pe_av.media_write` (re-exported here).
 """
 
@@ -41,13 +43,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .media_frames import FrameSampling, sample_frame_indices
 from .media_write import AUDIO_CODECS, VIDEO_CODECS, write_audio, write_video
 
 if TYPE_CHECKING:
     import av
 
-__all__ = ["AUDIO_CODECS", "VIDEO_CODECS", "MediaError", "MediaInfo", "load_audio", "load_video", "media_info",
-           "sample_frame_indices", "write_audio", "write_video"]
+__all__ = ["AUDIO_CODECS", "VIDEO_CODECS", "FrameSampling", "MediaError", "MediaInfo", "load_audio", "load_video",
+           "media_info", "sample_frame_indices", "write_audio", "write_video"]
 
 
 @dataclass(frozen=True)
@@ -74,18 +77,6 @@ def _av() -> ModuleType:
             f"decoding and writing audio/video files needs PyAV (the av package), which cannot be imported "
             f"({exc}): pip install av"
         ) from exc
-
-
-def sample_frame_indices(total_frames: int, num_frames: int) -> list[int]:
-    """``num_frames`` evenly spaced indices into ``total_frames`` frames, first and last included
-    (the reference's rule; repeats frames when the video is shorter than ``num_frames``)."""
-    if isinstance(total_frames, bool) or not isinstance(total_frames, int) or total_frames < 1:
-        raise ValueError(f"total_frames must be a positive int, got {total_frames!r}")
-    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
-        raise ValueError(f"num_frames must be a positive int, got {num_frames!r}")
-    if num_frames == 1:
-        return [0]
-    return [int(i * (total_frames - 1) / (num_frames - 1)) for i in range(num_frames)]
 
 
 def special_file_problem(info: os.stat_result, kind: str = "media") -> str | None:
@@ -238,10 +229,6 @@ def load_audio(
 
 # ---------------------------------------------------------------------- video
 
-#: bytes of frames the decoder's threads may hold at once (see :func:`_decode_frames`)
-_DECODE_BUDGET = 256 << 20
-
-
 def _check_size(size: object) -> object:
     if size is None or callable(size):
         return size
@@ -254,15 +241,22 @@ def _check_size(size: object) -> object:
 
 
 def load_video(
-    path: str | os.PathLike, num_frames: int | None = None, size: tuple[int, int] | Callable | None = None
+    path: str | os.PathLike,
+    num_frames: int | None = None,
+    size: tuple[int, int] | Callable | None = None,
+    *,
+    fps: float | None = None,
+    max_frames: int | None = None,
 ) -> np.ndarray:
     """RGB frames ``(frames, H, W, 3)`` uint8 of the first video track of ``path``.
 
     Args:
         path: a video file.
-        num_frames: keep only the evenly spaced frames :func:`sample_frame_indices` picks (the total
-            comes from counting packets; if decoding yields a different count, the file is decoded
-            again with the true count). Default: every frame.
+        num_frames: keep only the evenly spaced frames :func:`sample_frame_indices` picks.
+        fps: keep one frame every ``1/fps`` seconds (the file's frame rate says which); not with
+            ``num_frames``.
+        max_frames: keep at most this many: evenly spaced over the whole video when the other
+            settings (or every frame) would give more. See :mod:`pe_av.media_frames` for the rules.
         size: ``(height, width)`` to resize each frame to as soon as it is decoded, with the video
             processor's resize (:func:`pe_av.processing.video.resize_frames`, antialiased bilinear),
             so memory holds the output frames plus one full-size frame rather than every full-size
@@ -270,29 +264,24 @@ def load_video(
             processor passes a ``shortest_edge`` size). The frames equal resizing the full-size
             frames afterwards. Default: decoded size.
 
+    With sampling, frame ``i`` is the one with the ``i``-th smallest packet timestamp, and the decoder
+    seeks to the keyframe before each kept frame, so the frames between kept ones are mostly not
+    decoded (see :mod:`pe_av.media_video`). Default: every frame.
+
     Raises:
         FileNotFoundError: no such file.
         ValueError: naming the file — not a regular file, not media, no video track, no decodable
-            frame, frames that change size mid-stream (without ``size``), or any decoding failure.
+            frame, frames that change size mid-stream (without ``size``), or any decoding failure;
+            bad sampling settings.
     """
     path = _check_path(path, "video")
-    if num_frames is not None:
-        sample_frame_indices(1, num_frames)  # validates num_frames
-    convert = _frame_converter(_check_size(size))
+    sampling = FrameSampling(num_frames=num_frames, fps=fps, max_frames=max_frames)
+    size = _check_size(size)
     with _reading(path, "the video of"):
-        with _open(path) as container:
-            if not container.streams.video:
-                raise MediaError(f"{path} has no video track")
-            if num_frames is None:
-                frames, _ = _decode_frames(container, path, None, convert)
-            else:
-                total = sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
-        if num_frames is not None:
-            frames, decoded = _decode_selected(path, total, num_frames, convert)
-            if decoded != total and decoded > 0:
-                frames, again = _decode_selected(path, decoded, num_frames, convert)
-                if again != decoded:
-                    raise MediaError(f"{path}: decoding the video track gives {decoded}, then {again} frames")
+        # not at import time: media_video imports this module
+        from .media_video import decode_video, frame_converter
+
+        frames = decode_video(path, sampling, frame_converter(size))
         if not frames:
             raise MediaError(f"{path}: the video track holds no decodable frames")
         shapes = sorted({frame.shape for frame in frames})
@@ -300,60 +289,3 @@ def load_video(
             raise MediaError(f"{path}: the video's frames change size mid-stream ({shapes[0][:2]} and "
                              f"{shapes[-1][:2]}); pass size=(height, width) to resize them as they are decoded")
         return np.stack(frames)
-
-
-def _frame_converter(size: object) -> Callable:
-    """``av.VideoFrame`` → ``(h, w, 3)`` uint8, resized to ``size`` when given."""
-
-    def convert(frame) -> np.ndarray:
-        rgb = frame.to_ndarray(format="rgb24")
-        if size is None:
-            return rgb
-        height, width = _check_size(size(*rgb.shape[:2])) if callable(size) else size
-        if rgb.shape[:2] == (height, width):
-            return rgb
-        # not at import time: pe_av.processing imports this module
-        import torch
-
-        from .processing.video import resize_frames
-
-        # a channels-last view, not the processor's contiguous copy: torch's resize gives the same
-        # pixels for both layouts (the uint8 kernel repacks its input anyway), one frame less memory
-        chw = torch.from_numpy(rgb).permute(2, 0, 1)[None]
-        return resize_frames(chw, height, width)[0].permute(1, 2, 0).numpy()
-
-    return convert
-
-
-def _decode_selected(path: str, total: int, num_frames: int, convert: Callable | None = None):
-    """The frames :func:`sample_frame_indices` picks of ``total``, and the number of frames decoded
-    (the frames are ``[]`` when that is not ``total``)."""
-    convert = convert or _frame_converter(None)
-    indices = sample_frame_indices(total, num_frames) if total > 0 else []
-    with _open(path) as container:
-        picked, decoded = _decode_frames(container, path, set(indices), convert)
-    if decoded != total or not indices:
-        return [], decoded
-    return [picked[i] for i in indices], decoded
-
-
-def _decode_frames(container, path: str, wanted: set[int] | None, convert: Callable):
-    """Decode the first video track; return (frames, count) — a list of all frames, or a dict
-    index → frame of the ``wanted`` ones."""
-    stream = container.streams.video[0]
-    if stream.codec_context is None:
-        raise MediaError(f"{path}: its video track's codec is not one this FFmpeg can decode")
-    # frame threads each hold a frame: for huge frames, fewer threads so that memory stays bounded
-    frame_bytes = 3 * max(stream.codec_context.width, 0) * max(stream.codec_context.height, 0)
-    if frame_bytes and _DECODE_BUDGET // frame_bytes < (os.cpu_count() or 1) + 1:
-        stream.codec_context.thread_count = max(1, _DECODE_BUDGET // frame_bytes)
-    stream.thread_type = "AUTO"
-    kept: list[np.ndarray] | dict[int, np.ndarray] = [] if wanted is None else {}
-    count = 0
-    for frame in container.decode(stream):
-        if wanted is None:
-            kept.append(convert(frame))
-        elif count in wanted:
-            kept[count] = convert(frame)
-        count += 1
-    return kept, count

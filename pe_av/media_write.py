@@ -47,9 +47,11 @@ def write_video(
     fps: int = 24,
     audio: np.ndarray | None = None,
     sampling_rate: int = 48_000,
+    keyframe_interval: int | None = None,
 ) -> Path:
     """Encode RGB uint8 frames ``(frames, H, W, 3)`` (even H and W), optionally with an audio track,
-    to ``path``; codecs follow the extension (:data:`VIDEO_CODECS`)."""
+    to ``path``; codecs follow the extension (:data:`VIDEO_CODECS`). ``keyframe_interval``: frames
+    between keyframes (the codec's default when None)."""
     path = Path(path)
     if path.suffix.lower() not in VIDEO_CODECS:
         raise ValueError(f"no video codec for extension {path.suffix!r}; known: {sorted(VIDEO_CODECS)}")
@@ -65,6 +67,8 @@ def write_video(
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         if video_codec == "libx264":
             stream.options = {"preset": "ultrafast"}
+        if keyframe_interval is not None:
+            stream.codec_context.gop_size = keyframe_interval
         encode_audio = None
         if audio is not None:
             encode_audio = _add_audio(container, audio_codec, np.asarray(audio, dtype=np.float32), sampling_rate,

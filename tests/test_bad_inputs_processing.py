@@ -186,7 +186,9 @@ def test_video_config_validation():
     with pytest.raises(ValueError, match="size"):
         PeVideoVideoProcessor(size={"longest_edge": 3})
     with pytest.raises(ValueError, match="fps"):
-        PeVideoVideoProcessor(fps=2)
+        PeVideoVideoProcessor(do_sample_frames=True, fps=-2)
+    with pytest.raises(ValueError, match="num_frames or fps"):
+        PeVideoVideoProcessor(do_sample_frames=True, num_frames=4, fps=2)
     with pytest.raises(ValueError, match="num_frames"):
         PeVideoVideoProcessor(do_sample_frames=True, num_frames=0)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pe_av.media import load_audio, load_video, media_info, write_audio, write_video
-from pe_av.media import _decode_selected
+from pe_av.media_video import _decode_selected
 from pe_av.processing import PeAudioFeatureExtractor, PeVideoVideoProcessor, resample
 
 RATE = 48_000

@@ -9,9 +9,9 @@ says what its command does.
 
 from __future__ import annotations
 
-from . import convert, demo, embed, index, search
+from . import classify, convert, demo, detect, embed, index, search
 
 #: The subcommands in the order ``pe-av --help`` lists them.
-COMMANDS = (demo, embed, convert, index, search)
+COMMANDS = (demo, embed, convert, classify, detect, index, search)
 
 __all__ = ["COMMANDS"]

@@ -38,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "and the model can, else video, else audio)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--num-frames", type=int, help="sample this many evenly spaced frames per video")
+    parser.add_argument("--fps", type=float, help="sample one frame every 1/FPS seconds of video (not with "
+                        "--num-frames)")
+    parser.add_argument("--max-frames", type=int, help="at most this many frames per video, evenly spaced over "
+                        "it when there would be more")
     parser.add_argument("--attn-impl", choices=BACKENDS, help="backend (default: the device's)")
     parser.add_argument("--device", help="e.g. cpu, cuda, cuda:1 (default cpu)")
     parser.add_argument("--dtype", choices=DTYPES, help="weights dtype (default float32)")
@@ -48,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def validate(args: argparse.Namespace, usage: argparse.ArgumentParser) -> None:
     positive_int("--batch-size", args.batch_size, usage)
     positive_int("--num-frames", args.num_frames, usage)
+    positive_int("--max-frames", args.max_frames, usage)
+    if args.fps is not None and not args.fps > 0:
+        usage.error("--fps must be a positive number")
+    if args.fps is not None and args.num_frames is not None:
+        usage.error("give --num-frames or --fps, not both")
     if not args.files and not args.text:
         usage.error("give media files, --text, or both")
     for flag in ("resume", "overwrite"):

@@ -49,7 +49,7 @@ VIDEO_KEYS = frozenset({
     "do_convert_rgb", "do_resize", "size", "default_to_square", "resample", "do_rescale", "rescale_factor",
     "do_normalize", "image_mean", "image_std", "do_center_crop", "do_pad", "crop_size", "data_format",
     "input_data_format", "device", "do_sample_frames", "video_metadata", "fps", "num_frames", "return_metadata",
-    "return_tensors",
+    "return_tensors", "max_frames",
 })
 MODALITY_DICTS = {"text_kwargs": "text", "audio_kwargs": "audio", "videos_kwargs": "videos", "images_kwargs": "images"}
 

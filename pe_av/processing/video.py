@@ -20,7 +20,9 @@ Calls take transformers' keywords: ``return_tensors`` (``"pt"`` when left out �
 config's settings (``size``, ``do_normalize``, ``do_sample_frames``, ...), ``device``; an unknown keyword
 is a ``TypeError`` as there. Deliberate difference: ``num_frames`` given without ``do_sample_frames``
 samples frames (the reference ignores it unless ``do_sample_frames=True`` is given too, or set in the
-config); ``do_sample_frames=False`` turns sampling off in both.
+config); ``do_sample_frames=False`` turns sampling off in both. ``fps`` samples one frame every ``1/fps``
+seconds (frame ``floor(k · video_fps / fps)``; transformers spreads ``int(T · fps / video_fps)`` frames
+evenly instead) and ``max_frames`` (ours) caps the count; the rules live in :mod:`pe_av.media_frames`.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..media import sample_frame_indices
+from ..media_frames import FrameSampling, sample_frame_indices
 from .batch import BatchFeature, check_tensor_type
 from .files import (
     FEATURE_EXTRACTOR_CONFIG,
@@ -103,10 +105,8 @@ class PeVideoVideoProcessor:
             output_size(size, 1, 1)  # validates the size dict
         if do_center_crop and not (isinstance(crop_size, dict) and {"height", "width"} <= crop_size.keys()):
             raise ValueError(f"do_center_crop needs crop_size={{'height': h, 'width': w}}, got {crop_size!r}")
-        if fps is not None:
-            raise ValueError("sampling frames by fps is not supported; use do_sample_frames with num_frames")
-        if do_sample_frames and num_frames is not None:
-            sample_frame_indices(1, num_frames)  # validates num_frames
+        if do_sample_frames:
+            FrameSampling(num_frames=num_frames, fps=fps)  # validates them
         if do_normalize and any(s == 0 for s in np.atleast_1d(image_std)):
             raise ValueError(f"image_std must not contain zeros, got {image_std!r}")
         if do_rescale and not rescale_factor:
@@ -124,6 +124,7 @@ class PeVideoVideoProcessor:
         self.do_convert_rgb = bool(do_convert_rgb)
         self.do_sample_frames = bool(do_sample_frames)
         self.num_frames = num_frames
+        self.fps = fps
         self.extra = dict(extra or {})
 
     # ------------------------------------------------------------------ config
@@ -164,7 +165,7 @@ class PeVideoVideoProcessor:
 
     def to_dict(self) -> dict[str, Any]:
         """The config dict transformers writes for this video processor."""
-        values = {key: getattr(self, key) for key in _KNOWN if key != "fps"}
+        values = {key: getattr(self, key) for key in _KNOWN if key != "fps" or self.fps is not None}
         return {**self.extra, **values, "video_processor_type": self.config_type}
 
     def __repr__(self) -> str:
@@ -182,6 +183,11 @@ class PeVideoVideoProcessor:
             num_frames: sample this many evenly spaced frames. Default: the config's ``num_frames`` when
                 ``do_sample_frames``, else every frame; given without ``do_sample_frames``, frames are
                 sampled too (transformers ignores it then); ``do_sample_frames=False`` turns sampling off.
+            fps: instead of ``num_frames``, one frame every ``1/fps`` seconds (taken from the config as
+                ``num_frames`` is). Files give their frame rate; frame arrays need
+                ``video_metadata={"fps": rate}`` (or a list of those, one per video).
+            max_frames: at most this many frames per video, evenly spaced over it when there would be
+                more (rules: :mod:`pe_av.media_frames`; not a transformers keyword).
             return_tensors: ``"pt"`` (the default), ``"np"``, or ``None``: a list of per-video
                 ``(frames, 3, H, W)`` tensors and no mask, as transformers returns them.
             device: where the outputs go.
@@ -198,18 +204,14 @@ class PeVideoVideoProcessor:
         rt = check_tensor_type(kwargs.pop("return_tensors", "pt"))
         device = kwargs.pop("device", None)
         _check_unsupported(kwargs)
-        do_sample = kwargs.pop("do_sample_frames", None)
-        num_frames = kwargs.pop("num_frames", None)
-        if do_sample is None:
-            num_frames = self.num_frames if num_frames is None and self.do_sample_frames else num_frames
-        else:
-            num_frames = (self.num_frames if num_frames is None else num_frames) if do_sample else None
-        if num_frames is not None:
-            sample_frame_indices(1, num_frames)
+        sampling = self._sampling(kwargs)
+        metadata = kwargs.pop("video_metadata", None)
         layout = kwargs.pop("input_data_format", None)
         overrides = {key: value for key, value in kwargs.items() if value is not None}
         worker = self.from_dict(self.to_dict(), **overrides) if overrides else self
-        processed = [worker._one(video, i, num_frames, layout) for i, video in enumerate(as_video_list(videos))]
+        videos = as_video_list(videos)
+        rates = _video_rates(metadata, len(videos))
+        processed = [worker._one(video, i, sampling, layout, rates[i]) for i, video in enumerate(videos)]
         if rt is None:
             return BatchFeature({"pixel_values_videos": [video.to(device) if device else video for video in processed]})
         shapes = {tuple(video.shape[1:]) for video in processed}
@@ -226,7 +228,20 @@ class PeVideoVideoProcessor:
             out.to(device)
         return out.convert_to_tensors(rt) if rt == "np" else out
 
-    def _one(self, video: object, index: int, num_frames: int | None, layout: str | None = None) -> torch.Tensor:
+    def _sampling(self, kwargs: dict[str, Any]) -> FrameSampling:
+        """The call's frame sampling: its ``num_frames`` / ``fps`` (else the config's, when sampling is on)
+        and ``max_frames``; ``do_sample_frames=False`` turns all of it off."""
+        do_sample = kwargs.pop("do_sample_frames", None)
+        given = {"num_frames": kwargs.pop("num_frames", None), "fps": kwargs.pop("fps", None)}
+        max_frames = kwargs.pop("max_frames", None)
+        if do_sample is False:
+            return FrameSampling()
+        if all(value is None for value in given.values()) and (do_sample or self.do_sample_frames):
+            given = {"num_frames": self.num_frames, "fps": self.fps}
+        return FrameSampling(**given, max_frames=max_frames)
+
+    def _one(self, video: object, index: int, sampling: FrameSampling, layout: str | None = None,
+             video_fps: float | None = None) -> torch.Tensor:
         name = f"videos[{index}]"
         if isinstance(video, (str, os.PathLike)):
             from ..media import load_video
@@ -234,12 +249,14 @@ class PeVideoVideoProcessor:
             # frames are resized as they are decoded (memory: the output, not every full-size frame);
             # resize_frames then meets frames at the target size, which it returns unchanged
             size = (lambda height, width: output_size(self.size, height, width)) if self.do_resize else None
-            frames = torch.from_numpy(load_video(video, num_frames=num_frames, size=size))
+            picked = {"num_frames": sampling.num_frames, "fps": sampling.fps, "max_frames": sampling.max_frames}
+            frames = torch.from_numpy(load_video(video, size=size, **picked))
             frames = frames.permute(0, 3, 1, 2).contiguous()
         else:
             frames = channels_first(video, name, layout)
-            if num_frames is not None:
-                frames = frames[sample_frame_indices(len(frames), num_frames)]
+            indices = sampling.indices(len(frames), video_fps) if sampling.samples else None
+            if indices is not None:
+                frames = frames[indices]
         if frames.shape[1] == 1 and self.do_convert_rgb:
             frames = frames.repeat(1, 3, 1, 1)
         if self.do_resize:
@@ -267,7 +284,7 @@ class PeVideoVideoProcessor:
 
 
 #: call keywords accepted only at the value transformers uses by default (the features they name are not here)
-_DEFAULT_ONLY = {"fps": (None,), "video_metadata": (None,), "return_metadata": (None, False), "do_pad": (None, False),
+_DEFAULT_ONLY = {"return_metadata": (None, False), "do_pad": (None, False),
                  "default_to_square": (None, True), "data_format": (None, "channels_first")}
 
 
@@ -277,3 +294,18 @@ def _check_unsupported(kwargs: dict[str, Any]) -> None:
         value = getattr(value, "value", value)  # transformers' ChannelDimension enum
         if not any(value is a or (isinstance(a, str) and value == a) for a in allowed):
             raise ValueError(f"{key}={value!r} is not supported by pe_av's video processor (only {allowed})")
+
+
+def _video_rates(metadata: object, count: int) -> list[float | None]:
+    """Per video, the frame rate ``video_metadata`` gives (a dict or object with ``fps``, or a list of
+    those, one per video), else None."""
+    if metadata is None:
+        return [None] * count
+    items = list(metadata) if isinstance(metadata, (list, tuple)) else [metadata] * count
+    if len(items) != count:
+        raise ValueError(f"video_metadata has {len(items)} entries for {count} videos; give one per video")
+    rates = [item.get("fps") if isinstance(item, dict) else getattr(item, "fps", None) for item in items]
+    for i, rate in enumerate(rates):
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0):
+            raise ValueError(f"video_metadata[{i}]['fps'] must be a positive number, got {rate!r}")
+    return rates

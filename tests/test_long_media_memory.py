@@ -1,0 +1,73 @@
+"""Peak memory of embedding long audio in windows is bounded by the window, not the file.
+
+Two fresh child processes embed a 10-minute and a 30-second file (16 kHz mono wav, embedded at 48 kHz in
+30 s windows, one at a time (memory grows with batch_size windows), with the demo model) and report their peak resident memory, ``resource.getrusage`` in the
+child. The children are started by a shell that *forks* them (``sh -c 'python …; exit $?'``): a process
+exec'd straight from pytest inherits pytest's high-water mark in ``ru_maxrss`` (Linux keeps it across
+fork + exec), a child forked by the small shell starts from the shell's.
+
+The whole 10-minute file decoded at 48 kHz is 10·60·48000·4 B ≈ 110 MiB. Windowed, the peak does not grow
+with the file: from 2 to 10 minutes (88 MiB more audio at 48 kHz) it may grow by 16 MiB at most, and the
+10-minute peak stays within half the whole file's decoded size (55 MiB) of the one-window 30-second peak
+(the second and later windows add allocator slack of about 30 MiB once, measured on 30 s / 2 min / 10 min).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+MiB = 1 << 20
+ROOT = str(Path(__file__).resolve().parents[1])
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss semantics of Linux")
+
+CHILD = """
+import json, resource, sys
+import torch
+torch.set_num_threads(1)
+from pe_av import embed_audio_windows
+from pe_av.demo import demo_model, demo_processor
+model, processor = demo_model(), demo_processor()
+result = embed_audio_windows(model, processor, sys.argv[1], window_s=30.0, batch_size=1, progress=False)
+print(json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                  "windows": len(result.starts), "end": result.ends[-1]}))
+"""
+
+
+def write_wav(path: Path, seconds: int, rate: int = 16_000) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        for minute in range(0, seconds, 60):  # written a minute at a time: the test itself stays small too
+            n = min(60, seconds - minute) * rate
+            t = np.arange(n) / rate
+            out.writeframes((8000 * np.sin(2 * np.pi * (300 + minute) * t)).astype("<i2").tobytes())
+    return path
+
+
+def peak_of(path: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    command = ["sh", "-c", '"$0" -c "$1" "$2"; exit $?', sys.executable, CHILD, str(path)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_ten_minutes_peak_like_thirty_seconds(tmp_path):
+    short = peak_of(write_wav(tmp_path / "short.wav", 30))
+    mid = peak_of(write_wav(tmp_path / "mid.wav", 120))
+    long = peak_of(write_wav(tmp_path / "long.wav", 600))
+    assert (short["windows"], mid["windows"], long["windows"]) == (1, 4, 20)
+    assert long["end"] == pytest.approx(600.0)
+    print(f"\npeak RSS: 10-minute file {long['peak'] / MiB:.1f} MiB, 2-minute {mid['peak'] / MiB:.1f} MiB, "
+          f"30-second {short['peak'] / MiB:.1f} MiB (the whole 10-minute file at 48 kHz is 110 MiB)")
+    assert long["peak"] <= mid["peak"] + 16 * MiB
+    assert long["peak"] <= short["peak"] + 55 * MiB
