@@ -61,8 +61,8 @@ def test_rows_equal_the_encode_helpers_and_manifest_describes_files(setup, tmp_p
     media = copy_media(setup, tmp_path)
     index = MediaIndex.build(media, tmp_path / "idx", setup["model_dir"], workers=0, batch_size=3, progress=False)
     videos = {"demo/red_square.mp4", "demo/blue_stripes.webm"}
-    audio_only = {"demo/tone_440hz.wav", "demo/beep_1760hz.flac", "demo/static.mp3"} | {
-        f"clips/deeper/clip_{i:02d}.wav" for i in range(3)}
+    audio_only = {"demo/tone_440hz.wav", "demo/beep_1760hz.flac", "demo/static.mp3",
+                  "demo/scenes/scene.wav"} | {f"clips/deeper/clip_{i:02d}.wav" for i in range(3)}
     assert {r.path for r in index.files} == videos | audio_only
     assert [r.path for r in index.failures] == ["broken.wav"]  # notes.txt: not a media extension
     for modality in ("audio", "video", "audio_video"):

@@ -25,7 +25,7 @@ def built(tmp_path_factory):
     status, out, err = run(["index", root / "media", "--model", model_dir, "--out", root / "idx", "--workers", "0",
                             "--batch-size", "4", "--no-progress"])
     assert status == 0, err
-    assert "11 file(s) (11 audio, 2 video, 2 audio_video rows)" in out
+    assert "12 file(s) (12 audio, 2 video, 2 audio_video rows)" in out
     model = PeAudioVideoModel.from_pretrained(model_dir)
     processor = PeAudioVideoProcessor.from_pretrained(model_dir)
     return {"root": root, "index": MediaIndex.load(root / "idx"), "model": model, "processor": processor}
