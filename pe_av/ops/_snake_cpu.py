@@ -5,10 +5,19 @@ at DAC sizes each pass streams the activation from memory again; a compiled loop
 writes the result once (measured ~2.5-3.7x faster than :func:`pe_av.ops.snake.snake_fused` on a
 streamed chunk, 1×64×16402, max difference ~5e-7).
 
-Compiling costs seconds once per process (~6 s with inductor's on-disk cache warm, ~11 s cold), so
-it only pays off on large inputs: only calls with at least :data:`MIN_ELEMENTS` elements use it, and
-only on CPU, outside ``torch.compile`` tracing (inductor fuses the eager form itself there).
-``PE_AV_SNAKE_COMPILE=0`` turns it off. When compiling fails (no working C++ compiler, an inductor
+Compiling costs seconds once per process (~6 s with inductor's on-disk cache warm, ~11 s cold, up to
+~25 s on a loaded 2-core machine) and saves ~2 ms per million elements, so it pays off on long runs
+only. Policy, ``PE_AV_SNAKE_COMPILE``:
+
+- unset or ``auto`` (default): calls of at least :data:`MIN_ELEMENTS` elements on CPU run the fused
+  eager form until :data:`COMPILE_AFTER_ELEMENTS` elements have gone through Snake in this process
+  (~40 s of 48 kHz audio at the released width), then compile: one short clip never waits for a
+  compile, an embedding run over many clips gets the one-pass form after its first clips;
+- ``1``: compile at the first large call (benchmarks, long-running servers);
+- ``0``: never.
+
+Never on CUDA tensors nor while ``torch.compile`` traces (inductor fuses the eager form itself there).
+When compiling fails (no working C++ compiler, an inductor
 error), the failure is logged once at INFO level and every later call runs the eager fused form: the
 same numbers up to rounding, only slower — never a different result.
 """
@@ -22,20 +31,40 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["MIN_ELEMENTS", "compiled_forms", "compile_enabled"]
+__all__ = ["COMPILE_AFTER_ELEMENTS", "MIN_ELEMENTS", "compile_enabled", "compiled_forms", "wants_compiled"]
 
-#: smallest input (elements) worth the one-time compile; test-sized models stay below it
+#: smallest input (elements) worth the one-pass form; test-sized models stay below it
 MIN_ELEMENTS = 1 << 16
+#: under the ``auto`` policy, Snake elements (in calls of at least MIN_ELEMENTS) seen before compiling
+COMPILE_AFTER_ELEMENTS = 2_000_000_000
 
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _compiled: dict[str, Callable | None] = {}
 _failure: list[str] = []
+_seen = [0]  # elements that went through large Snake calls in this process (the ``auto`` policy)
+
+
+def _policy() -> str:
+    policy = os.environ.get("PE_AV_SNAKE_COMPILE", "auto")
+    if policy not in ("auto", "0", "1"):
+        raise ValueError(f"PE_AV_SNAKE_COMPILE must be 'auto', '0' or '1', got {policy!r}")
+    return policy
 
 
 def compile_enabled() -> bool:
     """Whether the compiled forms may be used (``PE_AV_SNAKE_COMPILE`` is not ``0``, no earlier failure)."""
-    return os.environ.get("PE_AV_SNAKE_COMPILE", "1") != "0" and not _failure
+    return _policy() != "0" and not _failure
+
+
+def wants_compiled(numel: int) -> bool:
+    """Whether a large CPU call of ``numel`` elements should use the compiled form now (the policy above)."""
+    if not compile_enabled():
+        return False
+    if _policy() == "1":
+        return True
+    _seen[0] += numel
+    return _seen[0] > COMPILE_AFTER_ELEMENTS
 
 
 def _forward(x: torch.Tensor, alpha: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,8 @@ Forms:
 - :func:`snake_fused`: the same numbers (up to one rounding of the final multiply-add) in four passes
   and one allocation instead of four allocations; inference only.
 - :func:`snake_one_pass`: inference on CPU through a compiled one-pass loop (``_snake_cpu``) for large
-  inputs, :func:`snake_fused` otherwise; what the DAC's streamed form calls on each chunk.
+  inputs (once ``PE_AV_SNAKE_COMPILE``'s policy says so), :func:`snake_fused` otherwise; what the
+  DAC's streamed form calls on each chunk.
 - :func:`snake_sdpa`: the table's ``sdpa`` entry: differentiable, with the compiled one-pass forward
   and backward on large CPU inputs (a :class:`torch.autograd.Function`), :func:`snake` otherwise.
 
@@ -45,7 +46,7 @@ def _one_pass_applies(x: torch.Tensor) -> bool:
         x.device.type == "cpu"
         and x.numel() >= _snake_cpu.MIN_ELEMENTS
         and not torch.compiler.is_compiling()
-        and _snake_cpu.compile_enabled()
+        and _snake_cpu.wants_compiled(x.numel())
     )
 
 
