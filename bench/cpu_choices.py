@@ -34,13 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
+from timing import status_kib  # noqa: E402 - bench/ is on the path from here
 
 
 def _video_encoder(depth: int):
@@ -62,9 +56,9 @@ def vision_chunk_memory(chunk: int, depth: int, frames: int) -> dict:
         encoder(pixels, vision_chunk_size=chunk)  # warm-up
         with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
             fh.write("5")
-        before = _status_kb("VmRSS")
+        before = status_kib("VmRSS")
         encoder(pixels, vision_chunk_size=chunk)
-        peak = _status_kb("VmHWM")
+        peak = status_kib("VmHWM")
     return dict(chunk=chunk, depth=depth, frames=frames, extra_peak_mb=(peak - before) / 1024)
 
 

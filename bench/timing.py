@@ -278,13 +278,14 @@ def run_model(
     if ON_GPU:  # above what was allocated before the first call (the weights): activations, workspaces
         info["peak_memory_GiB"] = round((torch.cuda.max_memory_allocated(DEVICE) - before) / 2**30, 3)
     elif before is not None:  # peak resident set above the one before the first call (Linux only)
-        info["peak_memory_GiB"] = round((_status_kib("VmHWM") - before) / 2**20, 3)
+        info["peak_memory_GiB"] = round((status_kib("VmHWM") - before) / 2**20, 3)
         info["peak_memory_note"] = "CPU: peak RSS above the RSS before the first call; memory freed earlier but kept by malloc is not counted"
     _fill(benchmark, backend, shapes, work)
     _append_partial(benchmark)
 
 
-def _status_kib(field: str) -> int:
+def status_kib(field: str) -> int:
+    """A ``/proc/self/status`` field in KiB (``VmRSS``, ``VmHWM``); OSError off Linux."""
     with open("/proc/self/status", encoding="ascii") as fh:
         for line in fh:
             if line.startswith(field + ":"):
@@ -297,7 +298,7 @@ def _reset_peak_rss() -> int | None:
     try:
         with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
             fh.write("5")
-        return _status_kib("VmRSS")
+        return status_kib("VmRSS")
     except OSError:
         return None
 
