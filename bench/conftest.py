@@ -14,7 +14,9 @@ On a CPU-only machine a shrunk preset in fp32, wall-clock timing, and ``triton``
 Triton interpreter is a correctness tool, not a speed path). The JSON's ``machine_info.pe_av_bench``
 holds the device, the clocks (start, after the peak measurements, end), the peaks and the versions.
 
-Environment: ``PE_AV_BENCH_DEVICE`` (cpu/cuda), ``PE_AV_BENCH_PRESET`` (full/cpu/smoke),
+Environment: ``OMP_WAIT_POLICY`` (set to ``PASSIVE`` here unless given: spin-waiting threads made CPU
+timings swing up to 8x on shared machines), ``PE_AV_BENCH_DEVICE`` (cpu/cuda), ``PE_AV_BENCH_PRESET``
+(full/cpu/real/smoke; ``real``: released PE-S shapes on CPU, see ``bench/real_cpu.sh``),
 ``PE_AV_BENCH_SIZE`` (S/B/L), ``PE_AV_BENCH_COMPILE=0`` (no torch.compile cases),
 ``PE_AV_BENCH_COMPILE_PATHS`` (model paths to compile), ``PE_AV_BENCH_COMPILE_BACKEND``, and the
 timer options of ``timing.py``.
@@ -25,8 +27,13 @@ suite's ``testpaths`` is ``tests``, so ``python -m pytest`` never runs a benchma
 
 from __future__ import annotations
 
-import dataclasses
 import os
+
+# OpenMP's default spin-wait made the same CPU call swing up to 8x on shared machines; passive waiting
+# must be set before torch loads its OpenMP runtime (the user's own setting wins)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import dataclasses  # noqa: E402 - after the OpenMP setting on purpose
 import shutil
 import tempfile
 import time
@@ -94,6 +101,18 @@ def peaks() -> dict:
     return timing.PEAKS
 
 
+@pytest.fixture(scope="session", autouse=True)
+def snake_compiled(peaks) -> None:
+    """With ``PE_AV_SNAKE_COMPILE=1`` on CPU, compile the one-pass Snake once before any benchmark, so that
+    neither its time nor its memory lands in the first model path that runs the DAC."""
+    if ON_GPU or os.environ.get("PE_AV_SNAKE_COMPILE") != "1":
+        return
+    from pe_av.ops import snake_one_pass
+
+    x = torch.zeros(1, 64, 1, 4096).contiguous(memory_format=torch.channels_last)
+    snake_one_pass(x, torch.ones(1, 64, 1, 1))
+
+
 def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["pe_av_bench"] = dict(
         versions=device_info.versions(),
@@ -116,8 +135,9 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         # the OS, so reallocating them page-faults): record how it was configured
         allocator_env={
             key: value for key, value in os.environ.items()
-            if key.startswith("MALLOC_") or key in ("GLIBC_TUNABLES", "LD_PRELOAD", "OMP_NUM_THREADS")
+            if key.startswith("MALLOC_") or key in ("GLIBC_TUNABLES", "LD_PRELOAD", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")
         },
+        snake_compile=os.environ.get("PE_AV_SNAKE_COMPILE", "auto"),
     )
 
 

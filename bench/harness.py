@@ -109,6 +109,14 @@ PRESETS = {
         text_layers=2, text_len=32, kernel_batch=2, kernel_seqs=(250, 750), model_rounds=5, kernel_rounds=20,
         peak_copy_mib=64, peak_gemm=1024,
     ),
+    # CPU at released PE-S shapes (bench/real_cpu.sh): full depth (22 PE layers in all, split 7 per encoder:
+    # SPEC.md gives the total only), 10 s of audio, 8 frames at 336 px through ViT-L/14 (24 blocks), one
+    # 32-token caption per clip through ModernBERT (22 layers); model paths about 10 minutes on 2 cores
+    "real": Preset(
+        name="real", size="S", pe_layers=7, batch=1, audio_tokens=250, frames=8, image_size=336, vit_depth=24,
+        text_layers=22, text_len=32, kernel_batch=1, kernel_seqs=(250,), model_rounds=2, kernel_rounds=10,
+        peak_copy_mib=256, peak_gemm=2048,
+    ),
     # bench/gpu_check.sh --smoke: every code path at tiny widths, to check that it runs (not for timings)
     "smoke": Preset(
         name="smoke", size="T", pe_layers=1, batch=2, audio_tokens=6, frames=2, image_size=28, vit_depth=1,

@@ -266,6 +266,8 @@ def run_model(
         synchronize()
         torch.cuda.reset_peak_memory_stats(DEVICE)
         before = torch.cuda.memory_allocated(DEVICE)
+    else:
+        before = _reset_peak_rss()
     warmup = MODEL_WARMUP + (backend == "compile")  # dynamo compiles some graphs again on the second call
     _compile_first(backend, call)
     for _ in range(warmup - 1):
@@ -275,8 +277,30 @@ def run_model(
     info["timer"] = f"wall clock per call after {warmup} warm-up call(s)" + (", synchronized" if ON_GPU else "")
     if ON_GPU:  # above what was allocated before the first call (the weights): activations, workspaces
         info["peak_memory_GiB"] = round((torch.cuda.max_memory_allocated(DEVICE) - before) / 2**30, 3)
+    elif before is not None:  # peak resident set above the one before the first call (Linux only)
+        info["peak_memory_GiB"] = round((status_kib("VmHWM") - before) / 2**20, 3)
+        info["peak_memory_note"] = "CPU: peak RSS above the RSS before the first call; memory freed earlier but kept by malloc is not counted"
     _fill(benchmark, backend, shapes, work)
     _append_partial(benchmark)
+
+
+def status_kib(field: str) -> int:
+    """A ``/proc/self/status`` field in KiB (``VmRSS``, ``VmHWM``); OSError off Linux."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+def _reset_peak_rss() -> int | None:
+    """Reset the peak resident set (``VmHWM``) to the current one and return it in KiB; None off Linux."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+        return status_kib("VmRSS")
+    except OSError:
+        return None
 
 
 def _fill(benchmark, backend: str, shapes: dict[str, Any], work: Work) -> None:

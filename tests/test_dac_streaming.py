@@ -1,7 +1,9 @@
-"""The streamed DAC (time chunks with halos, channels-last, one clip at a time) equals the layer-by-layer form.
+"""The streamed DAC (depth-first pieces, time chunks with halos, channels-last, one clip at a time) equals
+the layer-by-layer form.
 
-Chunks are made tiny here so that every path runs: many chunks per layer, chunks shorter than a
-kernel's reach, windows clipped at both ends of a clip, and the matmul form of weight-bound convs.
+Pieces and chunks are made tiny here so that every path runs: many pieces per clip, pieces and chunks
+shorter than a kernel's reach, windows clipped at both ends of a clip, and the matmul form of
+weight-bound convs.
 """
 
 import pytest
@@ -9,8 +11,9 @@ import torch
 import torch.nn as nn
 
 from pe_av.config import DacConfig
-from pe_av.models import dac
-from pe_av.models.dac import DacEncoder, conv1d_range
+from pe_av.models import dac_streaming
+from pe_av.models.dac import DacEncoder
+from pe_av.models.dac_streaming import conv1d_range
 from pe_av.ops import snake, snake_fused
 
 CONFIG = DacConfig(encoder_hidden_size=4, downsampling_ratios=[2, 3, 4], codebook_dim=8)  # hop 24
@@ -38,10 +41,13 @@ def random_encoder(seed=0):
     return encoder
 
 
-@pytest.mark.parametrize("chunk_elements", [1, 37, 256, 1 << 20])
+@pytest.mark.parametrize(
+    "window_elements, chunk_elements", [(1, 37), (4 * 5, 37), (4 * 24, 256), (4 * 100, 1), (1 << 22, 1 << 20)]
+)
 @pytest.mark.parametrize("with_lengths", [False, True])
-def test_streamed_equals_layer_by_layer(monkeypatch, chunk_elements, with_lengths):
-    monkeypatch.setattr(dac, "CPU_CHUNK_ELEMENTS", chunk_elements)
+def test_streamed_equals_layer_by_layer(monkeypatch, window_elements, chunk_elements, with_lengths):
+    monkeypatch.setattr(dac_streaming, "CPU_WINDOW_ELEMENTS", window_elements)
+    monkeypatch.setattr(dac_streaming, "CPU_CHUNK_ELEMENTS", chunk_elements)
     encoder = random_encoder()
     waveform = torch.randn(3, 1, 24 * 23)
     lengths = torch.tensor([24 * 23, 24 * 5, 24 * 17]) if with_lengths else None
@@ -90,6 +96,20 @@ def test_conv1d_range_equals_full_conv(kernel, stride, dilation, padding, channe
             torch.testing.assert_close(part, full[..., start:stop], atol=1e-5, rtol=1e-5)
 
 
-def test_snake_fused_is_bit_identical():
+def test_conv1d_range_reads_only_the_held_window():
+    """A window holding positions [offset, offset + T) gives the full conv's values, and refuses ranges it
+    does not hold (a planning error in the stream must not read wrong positions)."""
+    torch.manual_seed(4)
+    conv = nn.Conv1d(3, 2, 7, dilation=3, padding=9)
+    x = torch.randn(1, 3, 50)
+    with torch.no_grad():
+        full = conv(x)
+        part = conv1d_range(x[..., 11:40], conv, 20, 30, offset=11, length=50)
+        torch.testing.assert_close(part, full[..., 20:30], atol=1e-6, rtol=1e-6)
+        with pytest.raises(ValueError, match="outside the held"):
+            conv1d_range(x[..., 11:40], conv, 19, 30, offset=11, length=50)
+
+
+def test_snake_fused_matches_snake():
     x, alpha = torch.randn(2, 7, 33), 0.5 + torch.rand(1, 7, 1)
-    assert torch.equal(snake_fused(x, alpha), snake(x, alpha))
+    torch.testing.assert_close(snake_fused(x, alpha), snake(x, alpha), atol=1e-6, rtol=1e-6)

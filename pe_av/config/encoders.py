@@ -313,7 +313,12 @@ def _check_vit_args(args: Mapping[str, Any]) -> None:
 
 @config_class
 class PeVideoEncoderConfig(PeTransformerConfig):
-    """``PeVideoEncoder``: per-frame ViT + PE transformer over frames."""
+    """``PeVideoEncoder``: per-frame ViT + PE transformer over frames.
+
+    How many frames the ViT sees per call is not part of the config (it does not change the numbers):
+    ``PeVideoEncoder.vision_chunk_size``, by default 4 on CPU and 32 on CUDA
+    (``pe_av.models.video.default_vision_chunk_size``; measured in ``bench/cpu_choices.py``).
+    """
 
     model_type: ClassVar[str] = "pe_video_encoder"
     sub_config_classes: ClassVar[dict[str, type[ConfigBase]]] = {"vision_config": TimmVisionConfig}

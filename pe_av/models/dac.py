@@ -12,15 +12,13 @@ receptive field (differences of order 1e-4 to 1e-3 with random weights).
 Streaming (backends ``sdpa``/``triton``, inference): at 48 kHz the first blocks' activations are
 tens to hundreds of MB per clip. Computed layer by layer, every elementwise op of every Snake
 allocates such a tensor; on CPU an allocation that large is fresh memory from the OS (its page faults
-cost more than the math) and every pass streams from DRAM. The streamed form runs each clip's
-residual units and strided convs over time chunks that stay in cache, reading a halo of the
-kernel's reach around each chunk, and writes into buffers allocated once per block. Activations are
-kept channels-last (``(1, C, 1, T)`` in ``torch.channels_last``): oneDNN's convolutions run 1.1-8x
-faster on that layout than on ``(B, C, T)`` (most at 64 channels and for the k=1 convs). Each output
-position sees exactly the inputs (and the zero padding at the clip's edges) that the layer-by-layer
-form gives it; only the convolutions' summation order may differ. Streaming clip by clip also makes a
-clip's features independent of its batch. ``eager``, ``torch.compile`` (inductor fuses the
-elementwise ops itself) and forwards that need gradients run layer by layer.
+cost more than the math) and every pass streams from DRAM. The streamed form
+(:mod:`pe_av.models.dac_streaming`) feeds each clip depth-first through all the layers in pieces,
+computing in cache-sized chunks on channels-last activations, so its extra memory does not grow with
+the clip's length; only the convolutions' summation order differs from the layer-by-layer form.
+Streaming clip by clip also makes a clip's features independent of its batch. ``eager``,
+``torch.compile`` (inductor fuses the elementwise ops itself) and forwards that need gradients run
+layer by layer.
 """
 
 from __future__ import annotations
@@ -29,66 +27,11 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..config import DacConfig
 from ..dispatch import BackendModule
-from ..ops import Snake1d, linear_fused, snake_fused
-
-#: elements (batch × channels × time) per chunk of the streamed DAC on CPU: ~4 MB in fp32, cache-sized
-CPU_CHUNK_ELEMENTS = 1 << 20
-#: on GPUs only memory is saved, so chunks are large enough to keep kernel launches few
-GPU_CHUNK_ELEMENTS = 1 << 25
-
-
-def conv1d_range(
-    x: torch.Tensor, conv: nn.Conv1d, start: int, stop: int, alpha: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Output positions ``[start, stop)`` of ``conv(snake(x, alpha))`` (no snake when ``alpha`` is None).
-
-    ``x`` is ``(B, C, T)``, or ``(B, C, 1, T)`` (then the result keeps ``x``'s memory format, e.g.
-    channels-last). Reads only the input window those outputs need; zero padding is added where the
-    window passes the ends of ``x``, as ``conv``'s own padding does, so the values equal the full
-    convolution's.
-    """
-    (kernel,), (stride,), (dilation,), (padding,) = conv.kernel_size, conv.stride, conv.dilation, conv.padding
-    first = start * stride - padding
-    end = (stop - 1) * stride - padding + (kernel - 1) * dilation + 1
-    lo, hi = max(first, 0), min(end, x.shape[-1])
-    window = x[..., lo:hi]
-    if alpha is not None:
-        window = snake_fused(window, alpha if x.dim() == 3 else alpha.unsqueeze(-1))
-    if lo != first or hi != end:
-        window = F.pad(window, (lo - first, end - hi))
-    if x.dim() == 3:
-        return F.conv1d(window, conv.weight, conv.bias, stride=stride, dilation=dilation)
-    if window.device.type == "cpu" and window.shape[0] == 1 and conv.weight.numel() > window.numel():
-        return _conv_as_matmul(window, conv)
-    return F.conv2d(window, conv.weight.unsqueeze(2), conv.bias, stride=(1, stride), dilation=(1, dilation))
-
-
-def _conv_as_matmul(window: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
-    """Unpadded ``conv`` of a ``(1, C, 1, W)`` window as one matmul over its unfolded patches; returns
-    ``(1, C_out, 1, W_out)`` channels-last.
-
-    oneDNN's convolution reorders its weight on every call. When the weight outweighs the activations
-    (the last DAC blocks: 512 → 1024 channels, kernel 24, a few hundred steps per second of audio)
-    that reorder costs several times the math; a matmul reads the weight as stored and copies only
-    the (smaller) patches.
-    """
-    (kernel,), (stride,), (dilation,) = conv.kernel_size, conv.stride, conv.dilation
-    window = window.contiguous(memory_format=torch.channels_last)  # memory: (W, C)
-    channels, width = window.shape[1], window.shape[-1]
-    steps = (width - dilation * (kernel - 1) - 1) // stride + 1
-    # patch t, channel c, tap i reads step t·stride + i·dilation of channel c
-    patches = window.as_strided((steps, channels, kernel), (stride * channels, 1, dilation * channels))
-    out = linear_fused(patches.reshape(steps, -1), conv.weight.view(conv.out_channels, -1), conv.bias)
-    return out.view(1, 1, steps, conv.out_channels).permute(0, 3, 1, 2)
-
-
-def _conv_output_length(conv: nn.Conv1d, length: int) -> int:
-    (kernel,), (stride,), (dilation,), (padding,) = conv.kernel_size, conv.stride, conv.dilation, conv.padding
-    return (length + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+from ..ops import Snake1d
+from . import dac_streaming
 
 
 class DacResidualUnit(nn.Module):
@@ -104,18 +47,6 @@ class DacResidualUnit(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         out = x + self.conv2(self.snake2(self.conv1(self.snake1(x))))
         return out if mask is None else out * mask
-
-    def forward_into(self, x: torch.Tensor, out: torch.Tensor, mask: torch.Tensor | None, chunk: int) -> None:
-        """:meth:`forward` of ``x`` (``(B, C, T)`` or ``(B, C, 1, T)``) written into ``out`` (same shape),
-        ``chunk`` time steps at a time."""
-        for start in range(0, x.shape[-1], chunk):
-            stop = min(start + chunk, x.shape[-1])
-            hidden = conv1d_range(x, self.conv1, start, stop, self.snake1.alpha)
-            hidden = conv1d_range(hidden, self.conv2, 0, stop - start, self.snake2.alpha)
-            target = out[..., start:stop]
-            torch.add(x[..., start:stop], hidden, out=target)
-            if mask is not None:
-                target.mul_(mask[..., start:stop])
 
 
 class DacEncoderBlock(nn.Module):
@@ -133,24 +64,6 @@ class DacEncoderBlock(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         x = self.res_unit3(self.res_unit2(self.res_unit1(x, mask), mask), mask)
         return self.conv1(self.snake1(x))
-
-    def forward_streamed(self, x: torch.Tensor, mask: torch.Tensor | None, chunk_elements: int) -> torch.Tensor:
-        """:meth:`forward` of a channels-last ``(B, C, 1, T)`` ``x`` in time chunks of about
-        ``chunk_elements``; overwrites ``x``, returns ``(B, 2C, 1, T / stride)`` channels-last."""
-        batch, channels, length = x.shape[0], x.shape[1], x.shape[-1]
-        chunk = max(chunk_elements // (batch * channels), 1)
-        spare = torch.empty_like(x)
-        for unit in (self.res_unit1, self.res_unit2, self.res_unit3):
-            unit.forward_into(x, spare, mask, chunk)
-            x, spare = spare, x
-        del spare
-        out_length = _conv_output_length(self.conv1, length)
-        out = _channels_last_empty(x, self.conv1.out_channels, out_length)
-        out_chunk = max(chunk // self.conv1.stride[0], 1)  # so the input window is about `chunk` long
-        for start in range(0, out_length, out_chunk):
-            stop = min(start + out_chunk, out_length)
-            out[..., start:stop] = conv1d_range(x, self.conv1, start, stop, self.snake1.alpha)
-        return out
 
 
 class DacEncoder(BackendModule):
@@ -171,8 +84,6 @@ class DacEncoder(BackendModule):
         ``lengths`` ``(B,)``: valid samples per clip (multiples of the hop), or None when every clip fills
         the batch; activations past them are zeroed at every resolution (see the module docstring).
         """
-        if lengths is not None:  # the first conv reads past a clip's end too: whatever the padding holds
-            waveform = waveform * _time_mask(lengths, waveform)
         needs_grad = torch.is_grad_enabled() and (
             waveform.requires_grad or any(p.requires_grad for p in self.parameters())
         )
@@ -186,6 +97,8 @@ class DacEncoder(BackendModule):
 
     def _blocks(self, waveform: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         """First conv and the blocks, layer by layer (the reference's form)."""
+        if lengths is not None:  # the first conv reads past a clip's end too: whatever the padding holds
+            waveform = waveform * _time_mask(lengths, waveform)
         x = self.conv1(waveform)
         scale = 1
         for block in self.block:
@@ -196,38 +109,17 @@ class DacEncoder(BackendModule):
         return x
 
     def _blocks_streamed(self, waveform: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-        """:meth:`_blocks` streamed over time chunks on channels-last activations, one clip at a time (see
-        the module docstring): a clip's chunks, and so its numbers, do not depend on its batch."""
+        """:meth:`_blocks` depth-first over time on channels-last activations, one clip at a time (see
+        :mod:`pe_av.models.dac_streaming`): a clip's pieces, and so its numbers, do not depend on its batch."""
+        on_cpu = waveform.device.type == "cpu"
+        window = dac_streaming.CPU_WINDOW_ELEMENTS if on_cpu else dac_streaming.GPU_WINDOW_ELEMENTS
+        chunk = dac_streaming.CPU_CHUNK_ELEMENTS if on_cpu else dac_streaming.GPU_CHUNK_ELEMENTS
         clips = []
         for index in range(waveform.shape[0]):
-            clip_lengths = None if lengths is None else lengths[index : index + 1]
-            clips.append(self._clip_streamed(waveform[index : index + 1], clip_lengths))
+            valid = None if lengths is None else int(lengths[index])
+            clip = dac_streaming.stream_clip(self, waveform[index : index + 1], valid, window, chunk)
+            clips.append(clip.squeeze(2))
         return clips[0] if len(clips) == 1 else torch.cat(clips)
-
-    def _clip_streamed(self, waveform: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-        chunk_elements = CPU_CHUNK_ELEMENTS if waveform.device.type == "cpu" else GPU_CHUNK_ELEMENTS
-        wave = waveform.unsqueeze(2)
-        length = wave.shape[-1]
-        x = _channels_last_empty(wave, self.conv1.out_channels, length)
-        chunk = max(chunk_elements // self.conv1.out_channels, 1)
-        for start in range(0, length, chunk):
-            stop = min(start + chunk, length)
-            x[..., start:stop] = conv1d_range(wave, self.conv1, start, stop)
-        scale = 1
-        for block in self.block:
-            mask = None if lengths is None else _time_mask(lengths // scale, x).unsqueeze(2)
-            if mask is not None:
-                x.mul_(mask)
-            x = block.forward_streamed(x, mask, chunk_elements)
-            scale *= block.conv1.stride[0]
-        return x.squeeze(2)
-
-
-def _channels_last_empty(like: torch.Tensor, channels: int, length: int) -> torch.Tensor:
-    """An uninitialised ``(B, channels, 1, length)`` channels-last tensor with ``like``'s batch, dtype, device."""
-    return torch.empty(
-        like.shape[0], channels, 1, length, dtype=like.dtype, device=like.device, memory_format=torch.channels_last
-    )
 
 
 def _time_mask(lengths: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

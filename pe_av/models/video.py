@@ -29,10 +29,22 @@ from .outputs import BaseModelOutputWithPooling, call_option, finish
 from .pe_transformer import PeTransformerEncoder
 from .vision import PeVisionModel, check_pixel_values
 
-__all__ = ["PeVideoEncoder", "DEFAULT_VISION_CHUNK_SIZE"]
+__all__ = ["CPU_VISION_CHUNK_SIZE", "CUDA_VISION_CHUNK_SIZE", "PeVideoEncoder", "default_vision_chunk_size"]
 
-#: Frames per ViT call; bounds the ViT's activation memory (64 frames of ViT-L/14 at 336 px = 37k tokens).
-DEFAULT_VISION_CHUNK_SIZE = 64
+#: Frames per ViT call on CPU, chosen by measurement (``bench/cpu_choices.py vision-chunk``, ViT-L/14 at
+#: 336 px, fp32, 2 threads): extra memory is ~27 MB per frame of the chunk; 1 frame per call is ~1.37x
+#: slower (oneDNN's GEMMs run below peak on 577 rows), 2, 4 and 8 frames are within 3% of each other.
+#: 4 frames: ~110 MB of activations, at the fastest sizes' speed.
+CPU_VISION_CHUNK_SIZE = 4
+#: Frames per ViT call on CUDA (reasoned, not measured on this project's machines): 32 frames are
+#: ~18k tokens, enough rows to fill a large GPU's GEMMs and amortize launches, for ~0.45 GB of bf16
+#: activations (half of fp32's ~27 MB per frame).
+CUDA_VISION_CHUNK_SIZE = 32
+
+
+def default_vision_chunk_size(device: torch.device) -> int:
+    """:data:`CPU_VISION_CHUNK_SIZE` on CPU, :data:`CUDA_VISION_CHUNK_SIZE` on other devices."""
+    return CPU_VISION_CHUNK_SIZE if device.type == "cpu" else CUDA_VISION_CHUNK_SIZE
 
 
 def _check_chunk_size(value: object) -> int:
@@ -98,7 +110,8 @@ class PeVideoEncoder(PeTransformerEncoder):
 
     Load with :meth:`from_pretrained`; call with ``pixel_values_videos`` and optionally
     ``padding_mask_videos``. ``vision_chunk_size`` (attribute, or per call) bounds how many frames
-    the ViT sees at once.
+    the ViT sees at once; None (the default) picks :func:`default_vision_chunk_size` for the model's
+    device (4 on CPU, 32 on CUDA; see the constants for the measurements).
     """
 
     config_class = PeVideoEncoderConfig
@@ -107,7 +120,7 @@ class PeVideoEncoder(PeTransformerEncoder):
     def __init__(self, config: PeVideoEncoderConfig) -> None:
         super().__init__(config)
         self.embedder = PeVideoEncoderEmbedder(config)
-        self.vision_chunk_size = DEFAULT_VISION_CHUNK_SIZE
+        self.vision_chunk_size: int | None = None
         self._maybe_init_weights()
 
     def forward(
@@ -135,7 +148,8 @@ class PeVideoEncoder(PeTransformerEncoder):
             output_attentions: also return each layer's attention probabilities ``(B, heads, F + 1, F + 1)``
                 (computed eagerly; the ViT's are not returned, as in transformers); None: ``config.output_attentions``.
             return_dict: False returns ``output.to_tuple()``; None: ``config.return_dict``.
-            vision_chunk_size: frames per ViT call (default ``self.vision_chunk_size``).
+            vision_chunk_size: frames per ViT call (default ``self.vision_chunk_size``; when that is None,
+                :func:`default_vision_chunk_size` of the model's device).
 
         Returns:
             :class:`BaseModelOutputWithPooling` with ``last_hidden_state`` ``(B, F, C)`` (padded positions
@@ -145,7 +159,8 @@ class PeVideoEncoder(PeTransformerEncoder):
             call_option(output_hidden_states, self.config, "output_hidden_states"),
             call_option(output_attentions, self.config, "output_attentions"),
         )
-        chunk_size = _check_chunk_size(self.vision_chunk_size if vision_chunk_size is None else vision_chunk_size)
+        chunk_size = self.vision_chunk_size if vision_chunk_size is None else vision_chunk_size
+        chunk_size = _check_chunk_size(default_vision_chunk_size(self.device) if chunk_size is None else chunk_size)
         one_input(pixel_values_videos, "pixel_values_videos", pe_features, "pe_features")
         if pe_features is not None:
             features = check_features(pe_features, "pe_features", self.embedder.vision_model.num_classes,

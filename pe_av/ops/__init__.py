@@ -10,7 +10,7 @@ module          ops (tables)                            Triton kernel (``pe_av_k
 ``attention``   :data:`attention`, :data:`rope_attention`  ``rope_attention`` (QK-norm + RoPE + flash)
 ``swiglu``      :data:`swiglu`                           ``swiglu``
 ``gelu``        :data:`gelu`, :data:`gated_activation`    not yet
-``snake``       ``snake_op`` (+ ``Snake1d``)             not yet
+``snake``       ``snake_op`` (+ ``Snake1d``)             not yet (CPU: a compiled one-pass form)
 ============== ======================================= ====================================
 
 Model code holds these modules or calls ``self.run(op, ...)`` from a
@@ -31,7 +31,7 @@ from .rope import (
     rope_interleaved_tables,
     rotate_interleaved,
 )
-from .snake import Snake1d, snake, snake_fused
+from .snake import Snake1d, snake, snake_fused, snake_one_pass, snake_sdpa
 from .swiglu import swiglu, swiglu_eager
 
 __all__ = [
@@ -62,6 +62,8 @@ __all__ = [
     "rotate_interleaved",
     "snake",
     "snake_fused",
+    "snake_one_pass",
+    "snake_sdpa",
     "swiglu",
     "swiglu_eager",
 ]
