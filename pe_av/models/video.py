@@ -123,6 +123,11 @@ class PeVideoEncoder(PeTransformerEncoder):
         self.vision_chunk_size: int | None = None
         self._maybe_init_weights()
 
+    def _chunk_size(self, vision_chunk_size: int | None) -> int:
+        """Frames per ViT call: the argument, else ``self.vision_chunk_size``, else the device's default."""
+        chunk_size = self.vision_chunk_size if vision_chunk_size is None else vision_chunk_size
+        return _check_chunk_size(default_vision_chunk_size(self.device) if chunk_size is None else chunk_size)
+
     def forward(
         self,
         pixel_values_videos: torch.Tensor | None = None,
@@ -159,8 +164,7 @@ class PeVideoEncoder(PeTransformerEncoder):
             call_option(output_hidden_states, self.config, "output_hidden_states"),
             call_option(output_attentions, self.config, "output_attentions"),
         )
-        chunk_size = self.vision_chunk_size if vision_chunk_size is None else vision_chunk_size
-        chunk_size = _check_chunk_size(default_vision_chunk_size(self.device) if chunk_size is None else chunk_size)
+        chunk_size = self._chunk_size(vision_chunk_size)
         one_input(pixel_values_videos, "pixel_values_videos", pe_features, "pe_features")
         if pe_features is not None:
             features = check_features(pe_features, "pe_features", self.embedder.vision_model.num_classes,
@@ -195,7 +199,7 @@ class PeVideoEncoder(PeTransformerEncoder):
     ) -> torch.Tensor:
         """``(B, F, classes)`` L2-normalised per-frame ViT features (what ``pe_features=`` takes); padded
         frames are 0."""
-        chunk_size = _check_chunk_size(self.vision_chunk_size if vision_chunk_size is None else vision_chunk_size)
+        chunk_size = self._chunk_size(vision_chunk_size)
         pixel_values_videos = self._check_frames(pixel_values_videos)
         mask = self._frame_mask(padding_mask_videos, pixel_values_videos)
         return self.embedder.frame_features(pixel_values_videos, mask, chunk_size)
