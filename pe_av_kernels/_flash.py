@@ -10,7 +10,11 @@
 
 Masking, per sample ``b``: ``kv_len[b]`` (optional) keeps keys ``< kv_len[b]`` and lets every program stop
 at the last block holding one (fully padded key blocks are skipped); ``mask`` (optional, uint8, strided
-``(B, H, Tq, Tk)``, broadcast dims at stride 0) keeps the pairs where it is nonzero. A dropped key gets
+``(B, H, Tq, Tk)``, broadcast dims at stride 0) keeps the pairs where it is nonzero; a mask whose head
+and query strides are 0 (a key padding mask) is read as one byte per key tile (``MASK_KIND`` 1), any
+other mask tile by tile (``MASK_KIND`` 2; ModernBERT's window, with its own smaller tiles). With both,
+a query row must keep no key only where ``kv_len[b] == 0`` (true when ``kv_len`` is the mask's last kept
+key + 1, as ``pe_av_kernels.attention`` derives it). A dropped key gets
 the score ``_MASKED`` (finite, below every real score), never ``-inf``: a query row that keeps no key
 therefore averages all ``Tk`` value rows uniformly, as the eager form (which adds the dtype's most negative
 value) does; with ``kv_len[b] == 0`` every key block is visited for that reason. Saving ``m`` and ``1/l``
@@ -34,12 +38,17 @@ LOG2E = 1.4426950408889634
 
 
 @triton.jit
-def _masked(s, qi, kj, n_end, kv_len, MASK_BH, stride_mq, stride_mk, seq_q, HAS_LENS: tl.constexpr, HAS_MASK: tl.constexpr):
-    """Scores ``s`` (log2 units) at query rows ``qi`` × keys ``kj`` (broadcastable index tiles) with dropped
-    keys at ``_MASKED`` and keys past ``n_end`` (the visited range) at ``-inf`` (weight exactly 0)."""
+def _masked(s, qi, kj, n_end, kv_len, MASK_BH, stride_mq, stride_mk, seq_q, HAS_LENS: tl.constexpr, MASK_KIND: tl.constexpr):
+    """Scores ``s`` (log2 units) at query rows ``qi`` × keys ``kj`` (a (1, N) and (M, 1) index tile, or the
+    transposes) with dropped keys at ``_MASKED`` and keys past ``n_end`` (the visited range) at ``-inf``
+    (weight exactly 0). ``MASK_KIND``: 0 no mask, 1 a key mask (one byte per key, read once per key tile),
+    2 a full mask (a pointer per element: its tiles are smaller, see ``TILES``)."""
     if HAS_LENS:
         s = tl.where(kj < kv_len, s, _MASKED)
-    if HAS_MASK:
+    if MASK_KIND == 1:
+        keep = tl.load(MASK_BH + kj * stride_mk, mask=kj < n_end, other=0)
+        s = tl.where(keep != 0, s, _MASKED)
+    elif MASK_KIND == 2:
         keep = tl.load(MASK_BH + qi * stride_mq + kj * stride_mk, mask=(qi < seq_q) & (kj < n_end), other=0)
         s = tl.where(keep != 0, s, _MASKED)
     return tl.where(kj < n_end, s, float("-inf"))
@@ -64,7 +73,7 @@ def _flash_fwd_kernel(
     stride_ob, stride_ot, stride_oh, stride_mb, stride_mh, stride_mq, stride_mk,
     seq_q, seq_k, heads, groups, num_m_blocks, qk_scale,
     HEAD_DIM: tl.constexpr, D_PAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    HAS_LENS: tl.constexpr, HAS_MASK: tl.constexpr, PRECISION: tl.constexpr, FIX_BF16: tl.constexpr,
+    HAS_LENS: tl.constexpr, MASK_KIND: tl.constexpr, PRECISION: tl.constexpr, FIX_BF16: tl.constexpr,
 ):
     pid = tl.program_id(0)  # flat grid (no 65535 limit); a head's query blocks are neighbours, sharing its keys
     pid_m = pid % num_m_blocks
@@ -94,7 +103,7 @@ def _flash_fwd_kernel(
         kv_mask = (offs_n < n_end)[:, None] & d_valid[None, :]
         k = tl.load(k_base + offs_n[:, None] * stride_kt, mask=kv_mask, other=0.0)
         s = dot(q, tl.trans(k), tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32), PRECISION, FIX_BF16) * qk_scale
-        s = _masked(s, offs_m[:, None], offs_n[None, :], n_end, kv_len, mask_bh, stride_mq, stride_mk, seq_q, HAS_LENS, HAS_MASK)
+        s = _masked(s, offs_m[:, None], offs_n[None, :], n_end, kv_len, mask_bh, stride_mq, stride_mk, seq_q, HAS_LENS, MASK_KIND)
         m_new = tl.maximum(m_i, tl.max(s, axis=1))  # finite: every visited block has a key < n_end
         alpha = tl.exp2(m_i - m_new)
         p = tl.exp2(s - m_new[:, None])
@@ -118,7 +127,7 @@ def _flash_bwd_dq_kernel(
     stride_ob, stride_ot, stride_oh, stride_db, stride_dt, stride_dh, stride_mb, stride_mh, stride_mq, stride_mk,
     seq_q, seq_k, heads, groups, num_m_blocks, qk_scale, scale,
     HEAD_DIM: tl.constexpr, D_PAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    HAS_LENS: tl.constexpr, HAS_MASK: tl.constexpr, PRECISION: tl.constexpr, FIX_BF16: tl.constexpr,
+    HAS_LENS: tl.constexpr, MASK_KIND: tl.constexpr, PRECISION: tl.constexpr, FIX_BF16: tl.constexpr,
 ):
     """delta = rowsum(dO·O) (saved for the dk/dv kernel) and dq of one query block. DQ is contiguous like O."""
     pid = tl.program_id(0)
@@ -153,7 +162,7 @@ def _flash_bwd_dq_kernel(
         k = tl.load(k_base + offs_n[:, None] * stride_kt, mask=kv_mask, other=0.0)
         v = tl.load(v_base + offs_n[:, None] * stride_vt, mask=kv_mask, other=0.0)
         s = dot(q, tl.trans(k), tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32), PRECISION, FIX_BF16) * qk_scale
-        s = _masked(s, rows, offs_n[None, :], n_end, kv_len, mask_bh, stride_mq, stride_mk, seq_q, HAS_LENS, HAS_MASK)
+        s = _masked(s, rows, offs_n[None, :], n_end, kv_len, mask_bh, stride_mq, stride_mk, seq_q, HAS_LENS, MASK_KIND)
         p = tl.exp2(s - m_i[:, None]) * inv_l[:, None]
         dp = dot(do, tl.trans(v), tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32), PRECISION, FIX_BF16)
         # no zeroing at dropped keys: p is 0 there unless the row keeps no key, where the eager form's autograd
@@ -171,7 +180,7 @@ def _flash_bwd_dkdv_kernel(
     stride_db, stride_dt, stride_dh, stride_gb, stride_gt, stride_gh, stride_mb, stride_mh, stride_mq, stride_mk,
     seq_q, seq_k, heads, kv_heads, groups, num_n_blocks, qk_scale, scale,
     HEAD_DIM: tl.constexpr, D_PAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    HAS_LENS: tl.constexpr, HAS_MASK: tl.constexpr, PRECISION: tl.constexpr, FIX_BF16: tl.constexpr,
+    HAS_LENS: tl.constexpr, MASK_KIND: tl.constexpr, PRECISION: tl.constexpr, FIX_BF16: tl.constexpr,
 ):
     """dk, dv of one key block of one key/value head, summed over its group's query heads. DK/DV contiguous."""
     pid = tl.program_id(0)
@@ -208,7 +217,7 @@ def _flash_bwd_dkdv_kernel(
                 inv_l = tl.load(stats + seq_q, mask=m_valid, other=0.0)  # 0: rows past the end weigh nothing
                 delta = tl.load(DELTA + bh * seq_q + offs_m, mask=m_valid, other=0.0)
                 s_t = dot(k, tl.trans(q), tl.zeros([BLOCK_N, BLOCK_M], dtype=tl.float32), PRECISION, FIX_BF16) * qk_scale
-                s_t = _masked(s_t, offs_m[None, :], keys, n_end, kv_len, mask_bh, stride_mq, stride_mk, seq_q, HAS_LENS, HAS_MASK)
+                s_t = _masked(s_t, offs_m[None, :], keys, n_end, kv_len, mask_bh, stride_mq, stride_mk, seq_q, HAS_LENS, MASK_KIND)
                 p_t = tl.exp2(s_t - m_i[None, :]) * inv_l[None, :]
                 dv = dot(round_to(p_t, dtype, FIX_BF16), do, dv, PRECISION, FIX_BF16)
                 dp_t = dot(v, tl.trans(do), tl.zeros([BLOCK_N, BLOCK_M], dtype=tl.float32), PRECISION, FIX_BF16)
@@ -226,12 +235,15 @@ def _flash_bwd_dkdv_kernel(
 # a few dozen tokens still cross block boundaries
 
 TILES = {
-    ("fwd", False): {16: (128, 64, 8, 3), 32: (128, 64, 8, 3), 64: (128, 64, 8, 3), 128: (128, 64, 8, 3), 256: (128, 32, 8, 2)},
-    ("fwd", True): {16: (64, 32, 4, 2), 32: (64, 32, 4, 2), 64: (64, 32, 4, 2), 128: (32, 32, 4, 2), 256: (32, 16, 4, 2)},
-    ("dq", False): {16: (128, 64, 8, 2), 32: (128, 64, 8, 2), 64: (128, 64, 8, 2), 128: (128, 64, 8, 2), 256: (64, 32, 8, 1)},
-    ("dq", True): {16: (32, 32, 4, 1), 32: (32, 32, 4, 1), 64: (32, 32, 4, 1), 128: (32, 32, 4, 1), 256: (16, 16, 4, 1)},
-    ("dkdv", False): {16: (64, 128, 8, 2), 32: (64, 128, 8, 2), 64: (64, 128, 8, 2), 128: (64, 128, 8, 2), 256: (32, 64, 8, 1)},
-    ("dkdv", True): {16: (32, 32, 4, 1), 32: (32, 32, 4, 1), 64: (32, 32, 4, 1), 128: (32, 32, 4, 1), 256: (16, 16, 4, 1)},
+    ("fwd", "half"): {16: (128, 64, 8, 3), 32: (128, 64, 8, 3), 64: (128, 64, 8, 3), 128: (128, 64, 8, 3), 256: (128, 32, 8, 2)},
+    ("fwd", "half-mask"): {16: (64, 64, 8, 2), 32: (64, 64, 8, 2), 64: (64, 64, 8, 2), 128: (64, 64, 8, 2), 256: (64, 32, 8, 2)},
+    ("fwd", "fp32"): {16: (64, 32, 4, 2), 32: (64, 32, 4, 2), 64: (64, 32, 4, 2), 128: (32, 32, 4, 2), 256: (32, 16, 4, 2)},
+    ("dq", "half"): {16: (128, 64, 8, 2), 32: (128, 64, 8, 2), 64: (128, 64, 8, 2), 128: (128, 64, 8, 2), 256: (64, 32, 8, 1)},
+    ("dq", "half-mask"): {16: (64, 32, 4, 1), 32: (64, 32, 4, 1), 64: (64, 32, 4, 1), 128: (64, 32, 4, 1), 256: (32, 32, 4, 1)},
+    ("dq", "fp32"): {16: (32, 32, 4, 1), 32: (32, 32, 4, 1), 64: (32, 32, 4, 1), 128: (32, 32, 4, 1), 256: (16, 16, 4, 1)},
+    ("dkdv", "half"): {16: (64, 128, 8, 2), 32: (64, 128, 8, 2), 64: (64, 128, 8, 2), 128: (64, 128, 8, 2), 256: (32, 64, 8, 1)},
+    ("dkdv", "half-mask"): {16: (32, 64, 4, 1), 32: (32, 64, 4, 1), 64: (32, 64, 4, 1), 128: (32, 64, 4, 1), 256: (16, 32, 4, 1)},
+    ("dkdv", "fp32"): {16: (32, 32, 4, 1), 32: (32, 32, 4, 1), 64: (32, 32, 4, 1), 128: (32, 32, 4, 1), 256: (16, 16, 4, 1)},
 }
 INTERPRETER_TILE = 32
 SHORT_QUERY = 16  # at most this many queries (the ViT's attention pool: 1): BLOCK_M 16 and 4 warps
@@ -241,11 +253,26 @@ def d_pad_of(head_dim: int) -> int:
     return max(16, triton.next_power_of_2(head_dim))
 
 
-def tiles(kind: str, seq_q: int, d_pad: int, dtype: torch.dtype, device: torch.device) -> tuple[int, int, int, int]:
+def mask_kind(mask: Optional[torch.Tensor]) -> int:
+    """0: no mask; 1: a key mask (head and query dims broadcast); 2: any other mask."""
+    if mask is None:
+        return 0
+    broadcast = all(mask.shape[dim] == 1 or mask.stride(dim) == 0 for dim in (1, 2))
+    return 1 if broadcast else 2
+
+
+def tile_class(dtype: torch.dtype, kind_of_mask: int) -> str:
+    """Which tile table a launch uses: fp32, half precision, or half precision with a full mask."""
+    if dtype == torch.float32:
+        return "fp32"
+    return "half-mask" if kind_of_mask == 2 else "half"
+
+
+def tiles(kind: str, seq_q: int, d_pad: int, dtype: torch.dtype, device: torch.device, kind_of_mask: int = 0):
     """The (BLOCK_M, BLOCK_N, warps, stages) a launcher uses for ``kind`` ('fwd', 'dq', 'dkdv')."""
     if device.type != "cuda":
         return INTERPRETER_TILE, INTERPRETER_TILE, 4, 1
-    block_m, block_n, warps, stages = TILES[(kind, dtype == torch.float32)][d_pad]
+    block_m, block_n, warps, stages = TILES[(kind, tile_class(dtype, kind_of_mask))][d_pad]
     if seq_q <= SHORT_QUERY:
         block_m, warps = 16, 4
     return block_m, block_n, warps, stages
@@ -253,7 +280,7 @@ def tiles(kind: str, seq_q: int, d_pad: int, dtype: torch.dtype, device: torch.d
 
 def _common_constexprs(q: torch.Tensor, kv_len, mask) -> dict:
     return dict(
-        HEAD_DIM=q.shape[-1], D_PAD=d_pad_of(q.shape[-1]), HAS_LENS=kv_len is not None, HAS_MASK=mask is not None,
+        HEAD_DIM=q.shape[-1], D_PAD=d_pad_of(q.shape[-1]), HAS_LENS=kv_len is not None, MASK_KIND=mask_kind(mask),
         PRECISION="ieee" if q.dtype == torch.float32 else "tf32", FIX_BF16=INTERPRET and q.dtype == torch.bfloat16,
     )
 
@@ -280,7 +307,7 @@ def flash_attention(
     stats = torch.empty((batch, heads, 2, seq_q), dtype=torch.float32, device=q.device)
     if out.numel() == 0:
         return out, stats
-    block_m, block_n, warps, stages = tiles("fwd", seq_q, d_pad_of(head_dim), q.dtype, q.device)
+    block_m, block_n, warps, stages = tiles("fwd", seq_q, d_pad_of(head_dim), q.dtype, q.device, mask_kind(mask))
     num_m_blocks = triton.cdiv(seq_q, block_m)
     wrap_triton(_flash_fwd_kernel)[(num_m_blocks * batch * heads,)](
         q, k, v, out, stats, kv_len if kv_len is not None else q, mask if mask is not None else q,
@@ -309,7 +336,7 @@ def flash_attention_bwd(
     delta = torch.empty((batch, heads, seq_q), dtype=torch.float32, device=q.device)
     constexprs = _common_constexprs(q, kv_len, mask)
     lens, masks = (kv_len if kv_len is not None else q), (mask if mask is not None else q)
-    block_m, block_n, warps, stages = tiles("dq", seq_q, constexprs["D_PAD"], q.dtype, q.device)
+    block_m, block_n, warps, stages = tiles("dq", seq_q, constexprs["D_PAD"], q.dtype, q.device, constexprs["MASK_KIND"])
     num_m_blocks = triton.cdiv(seq_q, block_m)
     wrap_triton(_flash_bwd_dq_kernel)[(num_m_blocks * batch * heads,)](
         q, k, v, out, dout, dq, stats, delta, lens, masks,
@@ -317,7 +344,7 @@ def flash_attention_bwd(
         seq_q, seq_k, heads, heads // kv_heads, num_m_blocks, scale * LOG2E, scale,
         BLOCK_M=block_m, BLOCK_N=block_n, **constexprs, num_warps=warps, num_stages=stages,
     )
-    block_m, block_n, warps, stages = tiles("dkdv", seq_q, constexprs["D_PAD"], q.dtype, q.device)
+    block_m, block_n, warps, stages = tiles("dkdv", seq_q, constexprs["D_PAD"], q.dtype, q.device, constexprs["MASK_KIND"])
     num_n_blocks = triton.cdiv(seq_k, block_n)
     wrap_triton(_flash_bwd_dkdv_kernel)[(num_n_blocks * batch * kv_heads,)](
         q, k, v, dout, dk, dv, stats, delta, lens, masks,
