@@ -214,11 +214,29 @@ def _setup_context(ctx, inputs, output):
     ctx.half_split, ctx.prefix = half_split, prefix
 
 
+def _table_grads(dy, x, weight, rstd, cos, half_split: bool, prefix: int):
+    """Gradients of the rotary tables (rarely wanted: tables are buffers), with PyTorch ops: the rotated
+    operand is recomputed as the kernel formed it, and each pair's products summed over batch and heads."""
+    z = x.float()
+    if weight is not None:
+        normed = (z * rstd.view(*x.shape[:3], 1)).to(x.dtype)
+        z = (weight * normed).float()
+    pairs = (lambda t: t.chunk(2, dim=-1)) if half_split else (lambda t: (t[..., 0::2], t[..., 1::2]))
+    (z_a, z_b), (dy_a, dy_b) = pairs(z[:, prefix:]), pairs(dy.float()[:, prefix:])
+    dcos = (dy_a * z_a + dy_b * z_b).sum(dim=(0, 2))
+    dsin = (dy_b * z_a - dy_a * z_b).sum(dim=(0, 2))
+    rows = cos.shape[0] - dcos.shape[0]
+    return [torch.nn.functional.pad(g, (0, 0, 0, rows)).to(cos.dtype) for g in (dcos, dsin)]
+
+
 def _backward(ctx, dy, _drstd):
     x, weight, cos, sin, rstd = ctx.saved_tensors
     dx, dw = torch.ops.pe_av_kernels.qk_prepass_bwd(dy, x, weight, cos, sin, rstd, ctx.half_split, ctx.prefix)
     dw = dw.to(weight.dtype) if weight is not None else None
-    return dx, dw, None, None, None, None, None
+    dcos = dsin = None
+    if ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:
+        dcos, dsin = _table_grads(dy, x, weight, rstd, cos, ctx.half_split, ctx.prefix)
+    return dx, dw, dcos, dsin, None, None, None
 
 
 qk_prepass.register_autograd(_backward, setup_context=_setup_context)

@@ -20,9 +20,9 @@ A query whose keys are all masked gets the uniform average of all ``Tk`` value r
 
 Strides and dtypes: q, k, v, the tables and masks may have any strides (the last dim is copied to unit
 stride when it is not). q, k and v share one dtype. Norm weights and rotary tables are cast to q's dtype
-first (``pe_av.ops.attention`` does that cast under autograd, so gradients reach fp32 weights); gradients
-flow to q, k, v and the norm weights, not to the rotary tables (:func:`rope_attention_problem` reports
-tables that require a gradient, and the op then runs its eager form).
+first (``pe_av.ops.attention`` does that cast under autograd, so gradients reach fp32 weights). Gradients
+flow to q, k, v, the norm weights and, when they require one, the rotary tables (a rare case, computed
+with PyTorch ops in the pre-pass backward).
 
 Under the interpreter, bf16 dots run in fp32 and bf16 casts round to nearest even (see :mod:`._rounding`).
 """
@@ -60,9 +60,14 @@ def _check_qkv(who: str, q, k, v, seq_axis: int, head_axis: int) -> None:
         if not isinstance(tensor, torch.Tensor):
             raise TypeError(f"{who}: {name} must be a tensor, got {type(tensor).__name__}")
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
-        raise ValueError(f"{who}: q, k and v must be 4-D, got {q.dim()}, {k.dim()}, {v.dim()} dims")
-    if k.shape != v.shape or k.shape[0] != q.shape[0] or k.shape[3] != q.shape[3]:
-        raise ValueError(f"{who}: k {tuple(k.shape)} and v {tuple(v.shape)} must match each other and q {tuple(q.shape)}")
+        layout = "(batch, seq, heads, head_dim)" if seq_axis == 1 else "(batch, heads, seq, head_dim)"
+        raise ValueError(f"{who}: q, k and v must be {layout}, got {q.dim()}, {k.dim()}, {v.dim()} dims")
+    seq_ok = seq_axis != 1 or k.shape[1] == q.shape[1]  # rope_attention: self-attention, one length
+    if k.shape != v.shape or k.shape[0] != q.shape[0] or k.shape[3] != q.shape[3] or not seq_ok:
+        layout = "(B, T, Hkv, D)" if seq_axis == 1 else "(B, Hkv, Tk, D)"
+        raise ValueError(
+            f"{who}: k {tuple(k.shape)} and v {tuple(v.shape)} must be {layout} matching q {tuple(q.shape)}"
+        )
     if k.shape[head_axis] == 0 or q.shape[head_axis] % k.shape[head_axis] != 0:
         raise ValueError(f"{who}: {q.shape[head_axis]} query heads are not a multiple of {k.shape[head_axis]} kv heads")
     if not supports_head_dim(q.shape[-1]):
@@ -88,15 +93,15 @@ def _check_rope(q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mas
     who = "rope_attention"
     _check_qkv(who, q, k, v, 1, 2)
     batch, seq, _, head_dim = q.shape
-    if k.shape[1] != seq:
-        raise ValueError(f"{who}: k and v must have q's sequence length {seq}, got {k.shape[1]}")
     if (q_norm_weight is None) != (k_norm_weight is None):
         raise ValueError(f"{who}: q_norm_weight and k_norm_weight must both be tensors or both be None")
     tensors = dict(q=q, k=k, v=v, cos=cos, sin=sin)
     for name, weight in (("q_norm_weight", q_norm_weight), ("k_norm_weight", k_norm_weight)):
         if weight is not None:
-            if not isinstance(weight, torch.Tensor) or weight.shape != (head_dim,):
-                raise ValueError(f"{who}: {name} must be a ({head_dim},) tensor or None, got {getattr(weight, 'shape', weight)}")
+            if not isinstance(weight, torch.Tensor):
+                raise TypeError(f"{who}: {name} must be a tensor or None, got {type(weight).__name__}")
+            if weight.shape != (head_dim,):
+                raise ValueError(f"{who}: {name} must have shape ({head_dim},), got {tuple(weight.shape)}")
             tensors[name] = weight
     if isinstance(unrotated_prefix, bool) or not isinstance(unrotated_prefix, int) or not 0 <= unrotated_prefix <= seq:
         raise ValueError(f"{who}: unrotated_prefix must be an int in [0, {seq}], got {unrotated_prefix!r}")
@@ -120,8 +125,6 @@ def _check_rope(q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mas
         tensors[name] = keys
     check_same(who, "device", **tensors)
     check_launchable(*(t for n, t in tensors.items() if n not in ("key_padding_mask", "key_lengths")))
-    if torch.is_grad_enabled() and (cos.requires_grad or sin.requires_grad):
-        raise ValueError(f"{who}: the kernel gives no gradient to cos/sin; detach them or use the eager form")
 
 
 def rope_attention(
@@ -161,10 +164,11 @@ def rope_attention(
         ``(B, T, H, D)`` contiguous, in ``q``'s dtype; differentiable in q, k, v and the norm weights.
     """
     _check_rope(q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask, key_lengths, unrotated_prefix)
-    for name, value in (("eps", eps), ("scale", scale)):
-        _check_number(name, value, "rope_attention")
-    if eps < 0:
-        raise ValueError(f"rope_attention: eps must be >= 0, got {eps}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)):
+        raise TypeError(f"rope_attention: eps must be a number, got {type(eps).__name__}")
+    _check_number("scale", scale, "rope_attention")
+    if not 0 <= eps < math.inf:
+        raise ValueError(f"rope_attention: eps must be finite and >= 0, got {eps}")
     batch, seq, heads, head_dim = q.shape
     scale = head_dim**-0.5 if scale is None else float(scale)
     q, k, v = (_unit_last_stride(t) for t in (q, k, v))
@@ -229,8 +233,6 @@ def _common_problem(q, dropout, *tensors) -> str | None:
 def rope_attention_problem(q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask=None, **options) -> str | None:
     """Why :func:`rope_attention` cannot run on these arguments here, or ``None``. ``options`` may hold
     the op's ``dropout`` (the kernel has none: above 0 it is a problem and the op runs its eager form)."""
-    if torch.is_grad_enabled() and (cos.requires_grad or sin.requires_grad):
-        return "the rotary tables require a gradient, which the kernel does not compute"
     weights = [w for w in (q_norm_weight, k_norm_weight) if w is not None]
     return _common_problem(q, options.get("dropout", 0.0), k, v, *weights, cos, sin)
 

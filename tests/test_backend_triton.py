@@ -271,3 +271,44 @@ def test_unsupported_head_dim_audio_video_model():
     encoders' attention still runs the kernel."""
     model = audio_video_model(fusion_head_dim=258)
     check_fallback(model, all_inputs(), "head_dim 258 is not supported", ("PeAttention",), atol=1e-4)
+
+
+# --------------------------------------------------------------------------------------------------
+# the ViT (2-D RoPE pre-pass, class token unrotated, attention pool) and ModernBERT (window and padding
+# through the kernel's mask path) on the kernels
+
+
+def test_audio_video_model_triton_matches_eager():
+    model = audio_video_model()
+    inputs = all_inputs()
+    expected = run(eager_reference(model), inputs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BackendFallbackWarning)  # the ViT, pool and ModernBERT run kernels too
+        got = run(model.set_attn_impl("triton"), inputs)
+    assert got.keys() == expected.keys()
+    for name in expected:
+        if expected[name].is_floating_point():
+            assert (got[name] - expected[name]).abs().max().item() <= ATOL, name
+        else:
+            assert torch.equal(got[name], expected[name]), name
+
+
+def test_audio_video_model_gradients_match_eager():
+    """Gradients of the video and text towers' parameters (q/k/v projections through the flash backward,
+    the ViT's pre-pass backward, the pool) equal the eager model's."""
+    model = audio_video_model()
+    inputs = all_inputs()
+
+    def grads(reference: bool):
+        model.zero_grad(set_to_none=True)
+        (eager_reference(model) if reference else model.set_attn_impl("triton"))
+        out = outputs(model(**inputs))
+        sum(t.square().mean() for name, t in out.items() if t.is_floating_point() and t.requires_grad).backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    expected, got = grads(True), grads(False)
+    assert expected.keys() == got.keys()
+    assert any("attn.qkv" in n for n in got) and any("attn_pool.kv" in n for n in got) and any("Wqkv" in n for n in got)
+    for name in expected:
+        scale = max(1.0, expected[name].abs().max().item())
+        assert (got[name] - expected[name]).abs().max().item() <= ATOL * scale, name
