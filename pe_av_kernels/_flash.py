@@ -238,11 +238,11 @@ TILES = {
     ("fwd", "half"): {16: (128, 64, 8, 3), 32: (128, 64, 8, 3), 64: (128, 64, 8, 3), 128: (128, 64, 8, 3), 256: (128, 32, 8, 2)},
     ("fwd", "half-mask"): {16: (64, 64, 8, 2), 32: (64, 64, 8, 2), 64: (64, 64, 8, 2), 128: (64, 64, 8, 2), 256: (64, 32, 8, 2)},
     ("fwd", "fp32"): {16: (64, 32, 4, 2), 32: (64, 32, 4, 2), 64: (64, 32, 4, 2), 128: (32, 32, 4, 2), 256: (32, 16, 4, 2)},
-    ("dq", "half"): {16: (128, 64, 8, 2), 32: (128, 64, 8, 2), 64: (128, 64, 8, 2), 128: (128, 64, 8, 2), 256: (64, 32, 8, 1)},
+    ("dq", "half"): {16: (128, 64, 8, 2), 32: (128, 64, 8, 2), 64: (128, 64, 8, 2), 128: (128, 64, 8, 2), 256: (32, 32, 4, 1)},
     ("dq", "half-mask"): {16: (64, 32, 4, 1), 32: (64, 32, 4, 1), 64: (64, 32, 4, 1), 128: (64, 32, 4, 1), 256: (32, 32, 4, 1)},
     ("dq", "fp32"): {16: (32, 32, 4, 1), 32: (32, 32, 4, 1), 64: (32, 32, 4, 1), 128: (32, 32, 4, 1), 256: (16, 16, 4, 1)},
-    ("dkdv", "half"): {16: (64, 128, 8, 2), 32: (64, 128, 8, 2), 64: (64, 128, 8, 2), 128: (64, 128, 8, 2), 256: (32, 64, 8, 1)},
-    ("dkdv", "half-mask"): {16: (32, 64, 4, 1), 32: (32, 64, 4, 1), 64: (32, 64, 4, 1), 128: (32, 64, 4, 1), 256: (16, 32, 4, 1)},
+    ("dkdv", "half"): {16: (64, 128, 8, 2), 32: (64, 128, 8, 2), 64: (64, 128, 8, 2), 128: (32, 128, 8, 2), 256: (32, 32, 8, 1)},
+    ("dkdv", "half-mask"): {16: (32, 64, 4, 1), 32: (32, 64, 4, 1), 64: (32, 64, 4, 1), 128: (32, 64, 8, 1), 256: (16, 32, 4, 1)},
     ("dkdv", "fp32"): {16: (32, 32, 4, 1), 32: (32, 32, 4, 1), 64: (32, 32, 4, 1), 128: (32, 32, 4, 1), 256: (16, 16, 4, 1)},
 }
 INTERPRETER_TILE = 32
@@ -251,6 +251,12 @@ SHORT_QUERY = 16  # at most this many queries (the ViT's attention pool: 1): BLO
 
 def d_pad_of(head_dim: int) -> int:
     return max(16, triton.next_power_of_2(head_dim))
+
+
+def fp32_precision() -> str:
+    """fp32 dots: three tf32 tensor-core products on a GPU (fp32-grade accuracy; exact "ieee" FMA dots kept
+    whole tiles in registers and spilled at head_dim 128+), exact numpy dots under the interpreter."""
+    return "ieee" if INTERPRET else "tf32x3"
 
 
 def mask_kind(mask: Optional[torch.Tensor]) -> int:
@@ -281,7 +287,7 @@ def tiles(kind: str, seq_q: int, d_pad: int, dtype: torch.dtype, device: torch.d
 def _common_constexprs(q: torch.Tensor, kv_len, mask) -> dict:
     return dict(
         HEAD_DIM=q.shape[-1], D_PAD=d_pad_of(q.shape[-1]), HAS_LENS=kv_len is not None, MASK_KIND=mask_kind(mask),
-        PRECISION="ieee" if q.dtype == torch.float32 else "tf32", FIX_BF16=INTERPRET and q.dtype == torch.bfloat16,
+        PRECISION=fp32_precision() if q.dtype == torch.float32 else "tf32", FIX_BF16=INTERPRET and q.dtype == torch.bfloat16,
     )
 
 

@@ -58,7 +58,7 @@ def compile_cases() -> list[CompileCase]:
                         signature, divisible = _signature(kind, dtype, has_lens, kind_of_mask > 0)
                         constexprs = dict(
                             HEAD_DIM=d_pad, D_PAD=d_pad, BLOCK_M=bm, BLOCK_N=bn, HAS_LENS=has_lens, MASK_KIND=kind_of_mask,
-                            PRECISION="ieee" if tile_class == "fp32" else "tf32", FIX_BF16=False,
+                            PRECISION="tf32x3" if tile_class == "fp32" else "tf32", FIX_BF16=False,
                         )
                         masking = ("lens+" if has_lens else "") + ("plain", "keymask", "mask")[kind_of_mask]
                         name = f"flash_{kind}-{dtype}-d{d_pad}-{bm}x{bn}-w{w}-s{st}-{masking}"
