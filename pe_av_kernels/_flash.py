@@ -200,7 +200,7 @@ def _flash_bwd_dkdv_kernel(
     if pid_n * BLOCK_N < n_end:  # a block past every visited key has zero gradients
         k = tl.load(K + batch * stride_kb + kv_head * stride_kh + keys * stride_kt + offs_d[None, :], mask=kv_tile, other=0.0)
         v = tl.load(V + batch * stride_vb + kv_head * stride_vh + keys * stride_vt + offs_d[None, :], mask=kv_tile, other=0.0)
-        for g in range(0, groups):
+        for g in range(groups):
             head = kv_head * groups + g
             bh = batch * heads + head
             q_base = Q + batch * stride_qb + head * stride_qh + offs_d[None, :]
@@ -237,14 +237,15 @@ def _flash_bwd_dkdv_kernel(
 TILES = {
     ("fwd", "half"): {16: (128, 64, 8, 3), 32: (128, 64, 8, 3), 64: (128, 64, 8, 3), 128: (128, 64, 8, 3), 256: (128, 32, 8, 2)},
     ("fwd", "half-mask"): {16: (64, 64, 8, 2), 32: (64, 64, 8, 2), 64: (64, 64, 8, 2), 128: (64, 64, 8, 2), 256: (64, 32, 8, 2)},
-    ("fwd", "fp32"): {16: (64, 32, 4, 2), 32: (64, 32, 4, 2), 64: (64, 32, 4, 2), 128: (32, 32, 4, 2), 256: (32, 16, 4, 2)},
+    ("fwd", "fp32"): {16: (64, 32, 4, 2), 32: (64, 32, 4, 2), 64: (64, 32, 4, 2), 128: (16, 16, 4, 1)},
     ("dq", "half"): {16: (128, 64, 8, 2), 32: (128, 64, 8, 2), 64: (128, 64, 8, 2), 128: (128, 64, 8, 2), 256: (32, 32, 4, 1)},
     ("dq", "half-mask"): {16: (64, 32, 4, 1), 32: (64, 32, 4, 1), 64: (64, 32, 4, 1), 128: (64, 32, 4, 1), 256: (32, 32, 4, 1)},
-    ("dq", "fp32"): {16: (32, 32, 4, 1), 32: (32, 32, 4, 1), 64: (32, 32, 4, 1), 128: (32, 32, 4, 1), 256: (16, 16, 4, 1)},
+    ("dq", "fp32"): {16: (16, 16, 4, 1), 32: (16, 16, 4, 1), 64: (16, 16, 4, 1), 128: (16, 16, 4, 1)},
     ("dkdv", "half"): {16: (64, 128, 8, 2), 32: (64, 128, 8, 2), 64: (64, 128, 8, 2), 128: (32, 128, 8, 2), 256: (32, 32, 8, 1)},
     ("dkdv", "half-mask"): {16: (32, 64, 4, 1), 32: (32, 64, 4, 1), 64: (32, 64, 4, 1), 128: (32, 64, 8, 1), 256: (16, 32, 4, 1)},
-    ("dkdv", "fp32"): {16: (32, 32, 4, 1), 32: (32, 32, 4, 1), 64: (32, 32, 4, 1), 128: (32, 32, 4, 1), 256: (16, 16, 4, 1)},
+    ("dkdv", "fp32"): {16: (16, 16, 4, 1), 32: (16, 16, 4, 1), 64: (16, 16, 4, 1), 128: (16, 16, 4, 1)},
 }
+FP32_MAX_HEAD_DIM = 128  # fp32 dots keep more in registers: at 256 every tile spilled (see pe_av_kernels.attention)
 INTERPRETER_TILE = 32
 SHORT_QUERY = 16  # at most this many queries (the ViT's attention pool: 1): BLOCK_M 16 and 4 warps
 
@@ -330,7 +331,7 @@ def flash_attention_bwd(
     kv_len: Optional[torch.Tensor], mask: Optional[torch.Tensor], scale: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients (dq, dk, dv), contiguous, in the inputs' dtype."""
-    batch, seq_q, heads, head_dim = q.shape
+    batch, seq_q, heads, _ = q.shape
     seq_k, kv_heads = k.shape[1], k.shape[2]
     if dout.stride(-1) != 1:
         dout = dout.contiguous()

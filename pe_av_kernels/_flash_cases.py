@@ -10,7 +10,13 @@ PE transformer) on the main tables, a full mask on the ``half-mask`` table (Mode
 from __future__ import annotations
 
 from ._common import CompileCase
-from ._flash import SHORT_QUERY, TILES, _flash_bwd_dkdv_kernel, _flash_bwd_dq_kernel, _flash_fwd_kernel
+from ._flash import (
+    SHORT_QUERY,
+    TILES,
+    _flash_bwd_dkdv_kernel,
+    _flash_bwd_dq_kernel,
+    _flash_fwd_kernel,
+)
 
 _TYPES = ("fp32", "fp16", "bf16")
 _STRIDES = ("q", "k", "v")

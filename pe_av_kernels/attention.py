@@ -73,6 +73,8 @@ def _check_qkv(who: str, q, k, v, seq_axis: int, head_axis: int) -> None:
     if not supports_head_dim(q.shape[-1]):
         raise ValueError(f"{who}: head_dim {q.shape[-1]} unsupported (even, at most {MAX_HEAD_DIM})")
     check_same(who, "dtype", q=q, k=k, v=v)
+    if q.is_cuda and q.dtype == torch.float32 and q.shape[-1] > _flash.FP32_MAX_HEAD_DIM:
+        raise ValueError(f"{who}: float32 head_dim {q.shape[-1]} unsupported on CUDA (at most {_flash.FP32_MAX_HEAD_DIM})")
 
 
 def _key_lengths_and_mask(key_padding_mask, key_lengths, batch: int, heads: int, seq: int, device):
@@ -227,6 +229,8 @@ def _common_problem(q, dropout, *tensors) -> str | None:
         return f"dropout is not supported by the kernel (attention dropout {dropout} in training)"
     if not supports_head_dim(q.shape[-1]):
         return f"head_dim {q.shape[-1]} is not supported by the kernel (even, at most {MAX_HEAD_DIM})"
+    if q.is_cuda and q.dtype == torch.float32 and q.shape[-1] > _flash.FP32_MAX_HEAD_DIM:
+        return f"float32 at head_dim {q.shape[-1]} is not supported on CUDA (at most {_flash.FP32_MAX_HEAD_DIM}: spills)"
     return launch_problem(q, *tensors)
 
 
@@ -256,4 +260,3 @@ __all__ = [
     "MAX_HEAD_DIM", "PROBLEMS", "attention", "attention_problem", "compile_cases", "problem", "rope_attention",
     "rope_attention_problem", "supports_head_dim",
 ]
-_ = _flash  # the flash ops are registered on import

@@ -25,16 +25,21 @@ import warnings
 
 import pytest
 import torch
+from tiny_configs import AUDIO, FRAME, FUSION, HOP, TEXT, VOCAB
 
 import pe_av_kernels
-
-from pe_av import BackendFallbackWarning, PeAudioEncoder, PeAudioEncoderConfig, PeAudioVideoModel, dispatch
+from pe_av import (
+    BackendFallbackWarning,
+    PeAudioEncoder,
+    PeAudioEncoderConfig,
+    PeAudioVideoModel,
+    dispatch,
+)
 from pe_av.config import PeAudioVideoConfig
 from pe_av.models.pe_transformer import PeAttention, SwiGLUMLP
-from pe_av.ops import RMSNorm
 from pe_av.models.text import ModernBertAttention
 from pe_av.models.vision import AttentionPool, VisionAttention
-from tiny_configs import AUDIO, FRAME, FUSION, HOP, TEXT, VOCAB
+from pe_av.ops import RMSNorm
 
 pytestmark = pytest.mark.kernels
 

@@ -16,7 +16,13 @@ dots, hardware casts) runs in the CUDA tests at the bottom (skipped without a GP
 import pytest
 import torch
 
-from pe_av.ops import apply_rope, attention_eager, rms_norm_eager, rope_attention_eager, rope_cos_sin
+from pe_av.ops import (
+    apply_rope,
+    attention_eager,
+    rms_norm_eager,
+    rope_attention_eager,
+    rope_cos_sin,
+)
 from pe_av.ops import rope_attention as rope_attention_op
 from pe_av_kernels import attention, rope_attention
 
