@@ -1,7 +1,8 @@
 """pe_av_kernels: hand-written Triton kernels behind pe_av's ``attn_impl="triton"`` backend.
 
 One file per op, each corresponding to the op module of the same name in ``pe_av/ops`` (which owns the
-eager form the kernel is tested against): :mod:`.rms_norm`, :mod:`.swiglu`, :mod:`.attention`. This
+eager form the kernel is tested against): :mod:`.rms_norm`, :mod:`.swiglu`, :mod:`.attention` (whose
+kernels live in the private :mod:`._qk_prepass` and :mod:`._flash`). This
 package imports nothing from ``pe_av``. Kernels are registered as ``torch.library.triton_op``
 (namespace ``pe_av_kernels``) so ``torch.compile`` traces through them on CUDA. Under triton's CPU
 interpreter (``TRITON_INTERPRET=1``) they run eagerly through the same ops, but ``torch.compile``
@@ -19,12 +20,12 @@ from . import attention as _attention
 from . import rms_norm as _rms_norm
 from . import swiglu as _swiglu
 from ._common import INTERPRET, SUPPORTED_DTYPES, launch_problem
-from .attention import MAX_HEAD_DIM, rope_attention, supports_head_dim
+from .attention import MAX_HEAD_DIM, attention, rope_attention, supports_head_dim
 from .rms_norm import rms_norm
 from .swiglu import swiglu
 
 #: public kernel name → the module that owns it (its ``problem`` function answers for it)
-KERNELS = {"rms_norm": _rms_norm, "swiglu": _swiglu, "rope_attention": _attention}
+KERNELS = {"rms_norm": _rms_norm, "swiglu": _swiglu, "rope_attention": _attention, "attention": _attention}
 
 
 def problem(kernel: str, *args: Any, **kwargs: Any) -> str | None:
@@ -35,7 +36,9 @@ def problem(kernel: str, *args: Any, **kwargs: Any) -> str | None:
     """
     if kernel not in KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; pe_av_kernels has {sorted(KERNELS)}")
-    return KERNELS[kernel].problem(*args, **kwargs)
+    module = KERNELS[kernel]
+    # a module with several kernels names each one's check in PROBLEMS
+    return getattr(module, "PROBLEMS", {}).get(kernel, module.problem)(*args, **kwargs)
 
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "KERNELS",
     "MAX_HEAD_DIM",
     "SUPPORTED_DTYPES",
+    "attention",
     "launch_problem",
     "problem",
     "rms_norm",

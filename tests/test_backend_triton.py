@@ -12,9 +12,9 @@ modalities, so the audio, video, fusion and text paths all run):
 - a head_dim the attention kernel does not support (only attention falls back; norms and SwiGLU
   still run their kernels, so that case is compared with a tolerance).
 
-The reference is the model with the three kernel-backed ops (RMSNorm, PeAttention, SwiGLU) set to eager
-and everything else as under sdpa: ops without a kernel (ModernBERT / ViT attention, which say so once)
-and the non-eager forms of other ops (fused Linear, streamed DAC) run the same under "triton" and "sdpa".
+The reference is the model with the modules of kernel-backed ops (RMSNorm, PeAttention, SwiGLU, and the
+ModernBERT / ViT / attention-pool attention) set to eager and everything else as under sdpa: the
+non-eager forms of other ops (fused Linear, streamed DAC) run the same under "triton" and "sdpa".
 Each op's own fallback is tested alone in tests/test_ops.py.
 """
 
@@ -25,21 +25,28 @@ import warnings
 
 import pytest
 import torch
+from tiny_configs import AUDIO, FRAME, FUSION, HOP, TEXT, VOCAB
 
 import pe_av_kernels
-
-from pe_av import BackendFallbackWarning, PeAudioEncoder, PeAudioEncoderConfig, PeAudioVideoModel, dispatch
+from pe_av import (
+    BackendFallbackWarning,
+    PeAudioEncoder,
+    PeAudioEncoderConfig,
+    PeAudioVideoModel,
+    dispatch,
+)
 from pe_av.config import PeAudioVideoConfig
 from pe_av.models.pe_transformer import PeAttention, SwiGLUMLP
-from pe_av.ops import RMSNorm
 from pe_av.models.text import ModernBertAttention
-from tiny_configs import AUDIO, FRAME, FUSION, HOP, TEXT, VOCAB
+from pe_av.models.vision import AttentionPool, VisionAttention
+from pe_av.ops import RMSNorm
 
 pytestmark = pytest.mark.kernels
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 PE_OPS = ("RMSNorm", "PeAttention", "SwiGLUMLP")
-NO_KERNEL_OPS = ("ModernBertAttention", "VisionAttention", "AttentionPool")
+ATTENTION_OPS = ("ModernBertAttention", "VisionAttention", "AttentionPool")  # the plain attention kernel
+KERNEL_MODULES = (RMSNorm, PeAttention, SwiGLUMLP, ModernBertAttention, VisionAttention, AttentionPool)
 
 
 @pytest.fixture(autouse=True)
@@ -168,7 +175,7 @@ def eager_reference(model):
     """The kernel-backed ops eager, everything else as under "sdpa" (see the module docstring)."""
     model.set_attn_impl("sdpa")
     for module in model.modules():
-        if isinstance(module, (RMSNorm, PeAttention, SwiGLUMLP)):
+        if isinstance(module, KERNEL_MODULES):
             module.set_backend("eager")
     return model
 
@@ -194,9 +201,12 @@ def fallback_messages(record):
     return [str(w.message) for w in record if issubclass(w.category, BackendFallbackWarning)]
 
 
-def check_fallback(model, inputs, reason: str, fallen=PE_OPS, atol=0.0):
-    """Triton run vs the eager reference; one warning per op that fell back (naming ``reason``), one per op
-    without a kernel, and none on the second run."""
+def check_fallback(model, inputs, reason: str, fallen=None, atol=0.0):
+    """Triton run vs the eager reference; one warning per op that fell back (naming ``reason``; default: every
+    kernel-backed module of the model), no other warning, and none on the second run."""
+    if fallen is None:
+        present = {type(m).__name__ for m in model.modules()}
+        fallen = tuple(op for op in PE_OPS + ATTENTION_OPS if op in present)
     expected = run(eager_reference(model), inputs)
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
@@ -205,9 +215,8 @@ def check_fallback(model, inputs, reason: str, fallen=PE_OPS, atol=0.0):
     for op in fallen:
         matching = [m for m in messages if m.startswith(f"{op}:") and reason in m]
         assert len(matching) == 1, (op, messages)
-    has_text = any(isinstance(m, ModernBertAttention) for m in model.modules())
     others = [m for m in messages if not any(m.startswith(f"{op}:") for op in fallen)]
-    assert len(others) == (len(NO_KERNEL_OPS) if has_text else 0), others
+    assert not others, others
     assert got.keys() == expected.keys()
     for name in expected:
         if atol == 0.0:
@@ -267,3 +276,44 @@ def test_unsupported_head_dim_audio_video_model():
     encoders' attention still runs the kernel."""
     model = audio_video_model(fusion_head_dim=258)
     check_fallback(model, all_inputs(), "head_dim 258 is not supported", ("PeAttention",), atol=1e-4)
+
+
+# --------------------------------------------------------------------------------------------------
+# the ViT (2-D RoPE pre-pass, class token unrotated, attention pool) and ModernBERT (window and padding
+# through the kernel's mask path) on the kernels
+
+
+def test_audio_video_model_triton_matches_eager():
+    model = audio_video_model()
+    inputs = all_inputs()
+    expected = run(eager_reference(model), inputs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BackendFallbackWarning)  # the ViT, pool and ModernBERT run kernels too
+        got = run(model.set_attn_impl("triton"), inputs)
+    assert got.keys() == expected.keys()
+    for name in expected:
+        if expected[name].is_floating_point():
+            assert (got[name] - expected[name]).abs().max().item() <= ATOL, name
+        else:
+            assert torch.equal(got[name], expected[name]), name
+
+
+def test_audio_video_model_gradients_match_eager():
+    """Gradients of the video and text towers' parameters (q/k/v projections through the flash backward,
+    the ViT's pre-pass backward, the pool) equal the eager model's."""
+    model = audio_video_model()
+    inputs = all_inputs()
+
+    def grads(reference: bool):
+        model.zero_grad(set_to_none=True)
+        (eager_reference(model) if reference else model.set_attn_impl("triton"))
+        out = outputs(model(**inputs))
+        sum(t.square().mean() for name, t in out.items() if t.is_floating_point() and t.requires_grad).backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    expected, got = grads(True), grads(False)
+    assert expected.keys() == got.keys()
+    assert any("attn.qkv" in n for n in got) and any("attn_pool.kv" in n for n in got) and any("Wqkv" in n for n in got)
+    for name in expected:
+        scale = max(1.0, expected[name].abs().max().item())
+        assert (got[name] - expected[name]).abs().max().item() <= ATOL * scale, name

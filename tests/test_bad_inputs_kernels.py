@@ -107,7 +107,8 @@ ATTENTION_CASES = [
     ("eps_str", lambda a: a.update(eps="small"), TypeError, "eps must be a number"),
     ("scale_nan", lambda a: a.update(scale=float("nan")), ValueError, "scale must be finite"),
     ("scale_str", lambda a: a.update(scale="0.3"), TypeError, "scale must be a number"),
-    ("block_size", lambda a: a.update(block_m=8), ValueError, "block sizes must be powers of two >= 16"),
+    ("both_masks", lambda a: a.update(key_padding_mask=torch.ones(B, T, dtype=torch.bool), key_lengths=torch.ones(B, dtype=torch.long)), ValueError, "key_padding_mask or key_lengths"),
+    ("one_norm_weight", lambda a: a.update(k_norm_weight=None), ValueError, "both be tensors or both be None"),
 ]
 
 OPS = {

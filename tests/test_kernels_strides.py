@@ -238,7 +238,8 @@ def test_rope_attention_op_half_qkv_fp32_tables_forward_and_backward(dtype, tol)
     expected_grads = torch.autograd.grad(expected, list(ref_leaves.values()), dout)
     for name, g, e in zip(names, got_grads, expected_grads):
         assert g.dtype == args[name].dtype, name  # fp32 tables get fp32 gradients
-        assert torch.equal(g, e), name  # the backward is eager's, on the same tensors
+        # the flash backward (fp32 accumulation) vs eager autograd in the half dtype
+        assert (g.float() - e.float()).abs().max().item() <= 4 * tol * max(1.0, e.abs().max().item()), name
 
 
 def test_rope_attention_mixed_qkv_dtypes_are_refused_naming_them():

@@ -22,7 +22,7 @@ from ..config import TimmVisionConfig
 from ..dispatch import BackendModule
 from ..json_io import read_json_object
 from ..loading import resolve_model_dir
-from ..ops import LayerNorm, Linear, apply_rope_interleaved, attention, gelu, rope_2d_cos_sin
+from ..ops import LayerNorm, Linear, attention, gelu, rope_2d_cos_sin, rope_attention
 from .base import PePreTrainedModel
 from .checkpointing import CheckpointedLayer
 from .inputs import check_finite, describe_type
@@ -84,18 +84,14 @@ class VisionAttention(BackendModule):
         self.qkv = Linear(spec.embed_dim, 3 * spec.embed_dim, bias=spec.qkv_bias)
         self.proj = Linear(spec.embed_dim, spec.embed_dim)
 
-    def _rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        npt = self.num_prefix_tokens
-        if npt == 0:
-            return apply_rope_interleaved(x, cos, sin)
-        return torch.cat((x[:, :, :npt], apply_rope_interleaved(x[:, :, npt:], cos, sin)), dim=2)
-
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         batch, seq, dim = x.shape
-        q, k, v = self.qkv(x).view(batch, seq, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        q, k = self._rotate(q, cos, sin), self._rotate(k, cos, sin)
-        out = self.run(attention, q, k, v, None, self.scale)
-        return self.proj(out.transpose(1, 2).reshape(batch, seq, dim))
+        q, k, v = self.qkv(x).view(batch, seq, 3, self.num_heads, self.head_dim).unbind(2)
+        # rotation (interleaved pairs, prefix tokens left alone) and attention in one op: no norm weights
+        out = self.run(
+            rope_attention, q, k, v, None, None, cos, sin, None, scale=self.scale, unrotated_prefix=self.num_prefix_tokens
+        )
+        return self.proj(out.reshape(batch, seq, dim))
 
 
 class VisionBlock(CheckpointedLayer):

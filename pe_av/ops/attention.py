@@ -2,13 +2,15 @@
 
 - :data:`attention`: ``softmax(q kᵀ · scale + mask) v`` over ``(B, H, T, D)`` tensors, with grouped
   key/value heads (GQA), a boolean mask broadcastable to ``(B, H, Tq, Tk)`` (True = may attend) and
-  dropout. No Triton kernel covers it yet (ModernBERT's window, the ViT): under ``triton`` it runs
-  sdpa and says so once.
+  dropout. Its ``triton`` form is :func:`pe_av_kernels.attention` (flash forward/backward, the mask read
+  through its strides: ModernBERT's window and padding, the ViT's attention pool); with ``dropout > 0``
+  the op runs its eager form (one warning).
 - :data:`rope_attention`: the PE transformer's whole path between its projections: per-head RMSNorm on
-  q and k, rotary embedding, then :data:`attention` with a key padding mask and ``dropout`` on the
-  probabilities (pass ``config.attention_dropout`` in training, 0 otherwise, as transformers does). Its
-  ``triton`` form is :func:`pe_av_kernels.rope_attention`, which fuses all of it but dropout: with
-  ``dropout > 0`` the kernel reports a problem and the op runs its eager form (one warning).
+  q and k (optional: the ViT passes ``None`` weights), rotary embedding (the first ``unrotated_prefix``
+  tokens, a class token, stay unrotated), then :data:`attention` with a key padding mask and ``dropout``
+  on the probabilities (pass ``config.attention_dropout`` in training, 0 otherwise, as transformers
+  does). Its ``triton`` form is :func:`pe_av_kernels.rope_attention` (a norm + rotation pre-pass, then
+  the flash kernels, forward and backward); with ``dropout > 0`` the op runs its eager form (one warning).
 
 Masked keys get the dtype's most negative value (not -inf) in the eager form, so a query with no
 visible key averages every value uniformly instead of producing NaN, as the references do.
@@ -24,7 +26,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..dispatch import NO_KERNEL_YET, Kernel, Op, warn_once
+from ..dispatch import Kernel, Op, warn_once
 from .rms_norm import rms_norm_eager, rms_norm_fused
 from .rope import apply_rope
 
@@ -93,23 +95,33 @@ def attention_sdpa(
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scale, enable_gqa=enable_gqa)
 
 
-attention = Op("attention", {"eager": attention_eager, "sdpa": attention_sdpa, "triton": NO_KERNEL_YET})
+attention = Op("attention", {"eager": attention_eager, "sdpa": attention_sdpa, "triton": Kernel("attention")})
 
 
 # --------------------------------------------------------------------------------------------------
 # QK-RMSNorm + RoPE + attention (the PE transformer)
 
 
+def _rotate(x, cos, sin, half_split, unrotated_prefix):
+    """Rotate ``x`` ``(B, H, T, D)`` from token ``unrotated_prefix`` on (table row 0 at that token)."""
+    seq = x.shape[2] - unrotated_prefix
+    if unrotated_prefix == 0:
+        return apply_rope(x, cos[:seq], sin[:seq], half_split)
+    rotated = apply_rope(x[:, :, unrotated_prefix:], cos[:seq], sin[:seq], half_split)
+    return torch.cat((x[:, :, :unrotated_prefix], rotated), dim=2)
+
+
 def _rope_inputs(
-    norm, q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask, eps, scale, half_split, dropout
+    norm, q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask, eps, scale, half_split, dropout,
+    unrotated_prefix=0,
 ):
-    """Normed, rotated ``(B, H, T, D)`` q and k, ``v`` as ``(B, Hkv, T, D)``, the boolean key mask, the scale
-    and the dropout probability: :func:`attention_eager`'s arguments."""
-    seq = q.shape[1]
+    """Normed (unless the weights are None), rotated ``(B, H, T, D)`` q and k, ``v`` as ``(B, Hkv, T, D)``,
+    the boolean key mask, the scale and the dropout probability: :func:`attention_eager`'s arguments."""
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    cos, sin = cos[:seq], sin[:seq]
-    q = apply_rope(norm(q, q_norm_weight, eps).transpose(1, 2), cos, sin, half_split)
-    k = apply_rope(norm(k, k_norm_weight, eps).transpose(1, 2), cos, sin, half_split)
+    if q_norm_weight is not None:
+        q, k = norm(q, q_norm_weight, eps), norm(k, k_norm_weight, eps)
+    q = _rotate(q.transpose(1, 2), cos, sin, half_split, unrotated_prefix)
+    k = _rotate(k.transpose(1, 2), cos, sin, half_split, unrotated_prefix)
     mask = None if key_padding_mask is None else key_padding_mask.bool()[:, None, None, :]
     return q, k, v.transpose(1, 2), mask, scale, float(dropout)
 
@@ -129,16 +141,19 @@ def _rope_attention_with(norm, attend):
         scale: float | None = None,
         half_split: bool = False,
         dropout: float = 0.0,
+        unrotated_prefix: int = 0,
     ) -> torch.Tensor:
         inputs = _rope_inputs(
-            norm, q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask, eps, scale, half_split, dropout
+            norm, q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask, eps, scale, half_split, dropout,
+            unrotated_prefix,
         )
         return attend(*inputs).transpose(1, 2)
 
     form.__doc__ = (
         "``q`` ``(B, T, H, D)``, ``k``/``v`` ``(B, T, Hkv, D)`` projections → ``(B, T, H, D)`` (possibly a view):\n"
-        "RMSNorm each head of q and k, rotate them (``cos``/``sin`` ``(>= T, D/2)``; interleaved pairs unless\n"
-        "``half_split``), attend with ``key_padding_mask`` ``(B, T)`` (True/1 = key is real), drop attention\n"
+        "RMSNorm each head of q and k (unless the weights are None), rotate them (``cos``/``sin``\n"
+        "``(>= T - unrotated_prefix, D/2)``; interleaved pairs unless ``half_split``; the first\n"
+        "``unrotated_prefix`` tokens unrotated), attend with ``key_padding_mask`` ``(B, T)`` (True/1 = key is real), drop attention\n"
         "probabilities with probability ``dropout`` (0 outside training)."
     )
     return form
@@ -158,10 +173,12 @@ def rope_attention_eager_probs(
     scale: float | None = None,
     half_split: bool = False,
     dropout: float = 0.0,
+    unrotated_prefix: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:data:`rope_attention`'s eager form that also returns the probabilities ``(B, H, T, T)`` (after dropout)."""
     inputs = _rope_inputs(
-        rms_norm_eager, q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask, eps, scale, half_split, dropout
+        rms_norm_eager, q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask, eps, scale, half_split, dropout,
+        unrotated_prefix,
     )
     out, probs = attention_eager_probs(*inputs)
     return out.transpose(1, 2), probs
@@ -171,41 +188,16 @@ rope_attention_eager = _rope_attention_with(rms_norm_eager, attention_eager)
 rope_attention_fused = _rope_attention_with(rms_norm_fused, attention_sdpa)
 
 
-class _KernelForwardEagerBackward(torch.autograd.Function):
-    """Forward: the Triton kernel. Backward: recompute :func:`rope_attention_eager` under autograd and
-    differentiate it (exact, but O(T²) memory per head while the backward runs)."""
-
-    @staticmethod
-    def forward(ctx, kernel, options, q, k, v, q_norm_weight, k_norm_weight, cos, sin, mask):
-        ctx.save_for_backward(q, k, v, q_norm_weight, k_norm_weight, cos, sin, mask)
-        ctx.options = options
-        return kernel(q, k, v, q_norm_weight, k_norm_weight, cos, sin, mask, **options)
-
-    @staticmethod
-    def backward(ctx, dout):
-        *inputs, mask = ctx.saved_tensors
-        needs = ctx.needs_input_grad[2 : 2 + len(inputs)]
-        with torch.enable_grad():
-            leaves = [t.detach().requires_grad_(need) for t, need in zip(inputs, needs)]
-            out = rope_attention_eager(*leaves, mask, **ctx.options)
-            wanted = [leaf for leaf, need in zip(leaves, needs) if need]
-            grads = iter(torch.autograd.grad(out, wanted, dout) if wanted else ())
-        return (None, None, *(next(grads) if need else None for need in needs), None)
-
-
 def _run_rope_attention_kernel(
     kernel, q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask=None, dropout=0.0, **options
 ):
-    # reached with dropout == 0 only: pe_av_kernels.attention.problem sends dropout > 0 to the eager form
-    # the kernel casts norm weights and rotary tables to q's dtype; cast them here, under autograd, so that
-    # the eager recompute of the backward sees what the forward used (gradients flow back through the cast)
+    # reached with dropout == 0 only: pe_av_kernels.attention.rope_attention_problem sends dropout > 0 to
+    # the eager form. The kernel computes on tensors of q's dtype: cast the norm weights here, under
+    # autograd, so their gradients flow back through the cast to the (fp32) parameters.
     q_norm_weight, k_norm_weight, cos, sin = (
-        t.to(q.dtype) if t.is_floating_point() else t for t in (q_norm_weight, k_norm_weight, cos, sin)
+        t.to(q.dtype) if t is not None and t.is_floating_point() else t for t in (q_norm_weight, k_norm_weight, cos, sin)
     )
-    tensors = (q, k, v, q_norm_weight, k_norm_weight, cos, sin)
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        return _KernelForwardEagerBackward.apply(kernel, options, *tensors, key_padding_mask)
-    return kernel(*tensors, key_padding_mask, **options)
+    return kernel(q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask, **options)
 
 
 rope_attention = Op(
