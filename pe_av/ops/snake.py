@@ -1,8 +1,8 @@
 """Snake activation of the DAC codec: ``x + sin²(alpha·x) / (alpha + 1e-9)`` with per-channel ``alpha``.
 
 :func:`snake` is the eager form (differentiable); :func:`snake_fused` computes the same numbers with one
-allocation instead of four and is what the DAC's streamed inference form calls on each chunk. No Triton
-kernel yet: the table's ``triton`` entry is the eager form, so a kernel is one entry away.
+allocation instead of four and is what the DAC's streamed inference form calls on each chunk. The
+``triton`` entry is :func:`pe_av_kernels.snake` (one pass forward and one backward, both memory layouts).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..dispatch import BackendModule, Op
+from ..dispatch import BackendModule, Kernel, Op
 
-__all__ = ["snake", "snake_fused", "snake_op", "Snake1d"]
+__all__ = ["Snake1d", "snake", "snake_fused", "snake_op"]
 
 
 def snake(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -28,8 +28,8 @@ def snake_fused(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     return out.add_(x)
 
 
-# layer-by-layer forms must stay differentiable, so every backend runs the eager form here
-snake_op = Op("Snake", {"eager": snake, "sdpa": snake, "triton": snake})
+# layer-by-layer forms must stay differentiable: sdpa runs the eager form (snake_fused is inference-only)
+snake_op = Op("Snake", {"eager": snake, "sdpa": snake, "triton": Kernel("snake")})
 
 
 class Snake1d(BackendModule):
