@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import importlib.util
 import io
 import json
 import os
@@ -137,17 +138,32 @@ def compile_case(case, with_sass: bool = False) -> dict:
     return dict(result, ok=not problems, problems=problems)
 
 
+def load_module(name: str):
+    """``pe_av_kernels.<name>``, or the Python file ``name`` when it ends in ``.py`` (cases kept elsewhere,
+    e.g. the test suite's deliberately bad ones)."""
+    if not name.endswith(".py"):
+        return importlib.import_module(f"pe_av_kernels.{name}")
+    key = "_compile_cases_" + re.sub(r"\W", "_", os.path.abspath(name))
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, name)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
+
 def _compile_one(args: tuple) -> dict:
     module, index, with_sass = args
-    case = importlib.import_module(f"pe_av_kernels.{module}").compile_cases()[index]
+    case = load_module(module).compile_cases()[index]
     return dict(compile_case(case, with_sass), module=module)
 
 
 def run(modules: list[str] | None, with_sass: bool, workers: int, names: str | None = None) -> list[dict]:
-    """Compile every case of ``modules`` in ``workers`` processes; results in case order."""
+    """Compile every case of ``modules`` (kernel file names or ``.py`` paths) in ``workers`` processes;
+    results in case order."""
     jobs = []
     for module in modules or kernel_modules():
-        cases = importlib.import_module(f"pe_av_kernels.{module}").compile_cases()
+        cases = load_module(module).compile_cases()
         jobs += [(module, i, with_sass) for i, case in enumerate(cases) if names is None or re.search(names, case.name)]
     if workers <= 1:
         return [_compile_one(job) for job in jobs]
@@ -157,7 +173,7 @@ def run(modules: list[str] | None, with_sass: bool, workers: int, names: str | N
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("modules", nargs="*", help="kernel files (default: every one)")
+    parser.add_argument("modules", nargs="*", help="kernel files, or .py files with compile_cases() (default: every kernel file)")
     parser.add_argument("--sass", action="store_true", help="also count SASS instructions and find loops")
     parser.add_argument("--match", default=None, help="only cases whose name matches this regex")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)

@@ -32,7 +32,7 @@ import triton
 import triton.language as tl
 from torch.library import triton_op, wrap_triton
 
-from ._common import INTERPRET, check_launchable, check_same, launch_problem
+from ._common import INTERPRET, TRITON_DTYPES, CompileCase, check_launchable, check_same, launch_problem
 
 MAX_HEAD_DIM = 256
 _MASKED_SCORE = tl.constexpr(-1.0e30)  # score (log2 units) of a padded key: finite, so all-masked rows stay finite
@@ -351,3 +351,34 @@ def problem(q, k, v, q_norm_weight, k_norm_weight, cos, sin, key_padding_mask=No
 
 
 __all__ = ["MAX_HEAD_DIM", "problem", "rope_attention", "supports_head_dim"]
+
+
+def compile_cases() -> list[CompileCase]:
+    """The CUDA tiles :func:`_blocks` picks for long sequences, per dtype, at head dims 64, 128 (PE-AV's)
+    and 256 (the largest), both RoPE layouts, with and without a key mask. Head dims in between use the
+    tile of their padded size, which these cover."""
+    cases = []
+    strides = [f"stride_{t}{d}" for t in "qkvo" for d in "bth"] + ["stride_cos", "stride_sin", "stride_mb"]
+    for dtype_name, (torch_dtype, dtype) in {str(k): (k, v) for k, v in TRITON_DTYPES.items()}.items():
+        p = f"*{dtype}"
+        for head_dim in (64, 128, 256):
+            block_m, block_n, warps = _blocks(1 << 12, head_dim, torch_dtype, torch.device("cuda"))
+            for half_split in (False, True):
+                for has_mask in (False, True):
+                    signature = dict(
+                        Q=p, K=p, V=p, O=p, QW=p, KW=p, COS=p, SIN=p, MASK="*u8" if has_mask else p,
+                        **dict.fromkeys(strides, "i32"),
+                        seq_len="i32", num_heads="i32", groups="i32", num_m_blocks="i32", eps="fp32", qk_scale="fp32",
+                    )
+                    constexprs = dict(
+                        HEAD_DIM=head_dim, D_PAD=head_dim, BLOCK_M=block_m, BLOCK_N=block_n, HALF_SPLIT=half_split,
+                        HAS_MASK=has_mask, DOT_PRECISION="ieee" if dtype == "fp32" else "tf32", UPCAST_DOT=False,
+                    )
+                    cases.append(CompileCase(
+                        f"rope_attention_fwd[{dtype},d{head_dim},{block_m}x{block_n},half_split={half_split},"
+                        f"mask={has_mask}]",
+                        _rope_attention_fwd_kernel, signature, constexprs, num_warps=warps, num_stages=2,
+                        divisible=("Q", "K", "V", "O", "QW", "KW", "COS", "SIN", "MASK", *strides),
+                    ))
+    del dtype_name
+    return cases

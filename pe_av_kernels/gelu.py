@@ -32,9 +32,10 @@ from ._common import (
 #: GeGLU activation names (as ModernBERT configs spell them) → whether the tanh approximation is used
 GEGLU_ACTIVATIONS = {"gelu": False, "gelu_python": False, "gelu_pytorch_tanh": True, "gelu_new": True}
 MIN_BLOCK_C, MAX_BLOCK_C, TILE = 128, 1024, 4096
-_SQRT_HALF = 0.7071067811865476
-_INV_SQRT_2PI = 0.3989422804014327
-_SQRT_2_OVER_PI = 0.7978845608028654
+# constexpr: the compiler (unlike the interpreter) refuses plain Python globals inside a kernel
+_SQRT_HALF = tl.constexpr(0.7071067811865476)
+_INV_SQRT_2PI = tl.constexpr(0.3989422804014327)
+_SQRT_2_OVER_PI = tl.constexpr(0.7978845608028654)
 
 
 @triton.jit
