@@ -12,7 +12,8 @@ modalities, so the audio, video, fusion and text paths all run):
 - a head_dim the attention kernel does not support (only attention falls back; norms and SwiGLU
   still run their kernels, so that case is compared with a tolerance).
 
-The reference is the model with the three kernel-backed ops (RMSNorm, PeAttention, SwiGLU) set to eager
+The reference is the model with the kernel-backed ops (RMSNorm, PeAttention, SwiGLU, Snake, LayerNorm and
+the ViT's and ModernBERT's MLPs) set to eager
 and everything else as under sdpa: ops without a kernel (ModernBERT / ViT attention, which say so once)
 and the non-eager forms of other ops (fused Linear, streamed DAC) run the same under "triton" and "sdpa".
 Each op's own fallback is tested alone in tests/test_ops.py.
@@ -31,14 +32,18 @@ import pe_av_kernels
 from pe_av import BackendFallbackWarning, PeAudioEncoder, PeAudioEncoderConfig, PeAudioVideoModel, dispatch
 from pe_av.config import PeAudioVideoConfig
 from pe_av.models.pe_transformer import PeAttention, SwiGLUMLP
-from pe_av.ops import RMSNorm
-from pe_av.models.text import ModernBertAttention
+from pe_av.models.text import ModernBertAttention, ModernBertMLP
+from pe_av.models.vision import VisionMlp
+from pe_av.ops import LayerNorm, RMSNorm, Snake1d
 from tiny_configs import AUDIO, FRAME, FUSION, HOP, TEXT, VOCAB
 
 pytestmark = pytest.mark.kernels
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 PE_OPS = ("RMSNorm", "PeAttention", "SwiGLUMLP")
+#: the modules whose ops have kernels (warnings name them): the PE transformer's, the DAC's Snake, and the
+#: ViT's and ModernBERT's LayerNorm and MLPs (bias + GELU, GeGLU)
+KERNEL_MODULES = (RMSNorm, PeAttention, SwiGLUMLP, Snake1d, LayerNorm, VisionMlp, ModernBertMLP)
 NO_KERNEL_OPS = ("ModernBertAttention", "VisionAttention", "AttentionPool")
 
 
@@ -122,6 +127,39 @@ def test_audio_encoder_gradients_match_eager():
         assert (got[name] - expected[name]).abs().max().item() <= ATOL * scale, name
 
 
+def test_audio_video_model_triton_matches_eager():
+    """Every tower with its kernels (ViT LayerNorm + residual, bias + GELU; ModernBERT LayerNorm, GeGLU;
+    DAC Snake; PE transformers), forward and gradients, against the eager reference."""
+    model = audio_video_model()
+    inputs = all_inputs()
+    with torch.no_grad():
+        for param in model.parameters():  # move norm weights and biases off their constant init
+            if param.dim() == 1:
+                param.add_(0.1 * torch.randn_like(param))
+
+    def forward_backward(reference: bool):
+        model.zero_grad(set_to_none=True)
+        (eager_reference(model) if reference else model.set_attn_impl("triton"))
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            out = outputs(model(**inputs))
+        loss = sum(v.float().square().mean() for v in out.values() if v.is_floating_point())
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        return out, grads, fallback_messages(record)
+
+    expected, expected_grads, _ = forward_backward(reference=True)
+    got, got_grads, messages = forward_backward(reference=False)
+    assert not [m for m in messages if m.split(":")[0] in kernel_ops(model)], messages  # every kernel ran
+    for name in expected:
+        assert (got[name] - expected[name]).abs().max().item() <= ATOL, name
+    assert expected_grads.keys() == got_grads.keys()
+    assert any("mlp.fc1.bias" in n for n in got_grads) and any("mlp_norm" in n for n in got_grads)
+    for name in expected_grads:
+        scale = max(1.0, expected_grads[name].abs().max().item())
+        assert (got_grads[name] - expected_grads[name]).abs().max().item() <= ATOL * scale, name
+
+
 # --------------------------------------------------------------------------------------------------
 # kernels unavailable: fallbacks on whole models
 
@@ -168,7 +206,7 @@ def eager_reference(model):
     """The kernel-backed ops eager, everything else as under "sdpa" (see the module docstring)."""
     model.set_attn_impl("sdpa")
     for module in model.modules():
-        if isinstance(module, (RMSNorm, PeAttention, SwiGLUMLP)):
+        if isinstance(module, KERNEL_MODULES):
             module.set_backend("eager")
     return model
 
@@ -194,9 +232,15 @@ def fallback_messages(record):
     return [str(w.message) for w in record if issubclass(w.category, BackendFallbackWarning)]
 
 
-def check_fallback(model, inputs, reason: str, fallen=PE_OPS, atol=0.0):
+def kernel_ops(model) -> tuple[str, ...]:
+    """Names (as warnings give them) of the model's modules whose ops have kernels."""
+    return tuple(sorted({type(m).__name__ for m in model.modules() if isinstance(m, KERNEL_MODULES)}))
+
+
+def check_fallback(model, inputs, reason: str, fallen=None, atol=0.0):
     """Triton run vs the eager reference; one warning per op that fell back (naming ``reason``), one per op
     without a kernel, and none on the second run."""
+    fallen = kernel_ops(model) if fallen is None else fallen
     expected = run(eager_reference(model), inputs)
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
