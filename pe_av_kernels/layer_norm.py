@@ -143,7 +143,8 @@ def _layer_norm_bwd(
     if n_rows == 0:
         return dx, torch.zeros_like(weight), torch.zeros_like(weight)
     block, warps = block_for(n_cols)
-    programs = min(n_rows, parallel_programs(x.device))
+    # 8 resident programs per SM keep ~32 KB of loads in flight (Little's law for HBM3; 4 would not)
+    programs = min(n_rows, parallel_programs(x.device, per_sm=8))
     rows_per_program = triton.cdiv(n_rows, programs)
     programs = triton.cdiv(n_rows, rows_per_program)
     dw_part = torch.empty((programs, n_cols), dtype=torch.float32, device=x.device)
