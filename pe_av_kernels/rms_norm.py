@@ -223,7 +223,8 @@ def _rms_norm_bwd(
     if n_rows == 0:
         return dx, torch.zeros_like(weight)
     block, chunks, warps = _blocks(n_cols, max_block)
-    programs = min(n_rows, parallel_programs(x.device))
+    # 8 resident programs per SM keep ~32 KB of loads in flight (Little's law for HBM3; 4 would not)
+    programs = min(n_rows, parallel_programs(x.device, per_sm=8))
     rows_per_program = triton.cdiv(n_rows, programs)
     programs = triton.cdiv(n_rows, rows_per_program)
     has_dsum = dsum is not None
