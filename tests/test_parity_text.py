@@ -189,7 +189,7 @@ def test_int32_ids_accepted(small_model):
 
 def test_triton_backend_falls_back_to_sdpa(small_model):
     """No Triton kernel covers ModernBERT attention yet: with ``attn_impl="triton"`` it runs through
-    sdpa and says so once."""
+    sdpa and says so once; its LayerNorms and GeGLU run their kernels, hence a tolerance."""
     from pe_av.dispatch import BackendFallbackWarning, reset_warnings
 
     ids = torch.randint(0, VOCAB, (2, 5))
@@ -201,4 +201,4 @@ def test_triton_backend_falls_back_to_sdpa(small_model):
     finally:
         small_model.set_attn_impl("sdpa")
     with torch.no_grad():
-        assert torch.equal(got, small_model(ids).last_hidden_state)
+        torch.testing.assert_close(got, small_model(ids).last_hidden_state, atol=1e-4, rtol=0)

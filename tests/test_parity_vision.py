@@ -151,7 +151,8 @@ def test_bad_inputs(pair):
 
 
 def test_triton_backend_falls_back_to_sdpa_and_warns(pair):
-    """No ViT kernel yet: with attn_impl='triton' the ViT's attention warns once and runs sdpa."""
+    """No ViT attention kernel yet: with attn_impl='triton' the ViT's attention warns once and runs sdpa;
+    its LayerNorms and MLP run their kernels, hence a tolerance instead of equality."""
     from pe_av import BackendFallbackWarning
     from pe_av.dispatch import reset_warnings
     from pe_av.dispatch import BackendModule
@@ -167,4 +168,4 @@ def test_triton_backend_falls_back_to_sdpa_and_warns(pair):
         reset_warnings()
         with pytest.warns(BackendFallbackWarning, match="VisionAttention: attn_impl=.triton. has no Triton kernel"):
             got = ours(x).logits
-    assert torch.equal(want, got)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
