@@ -30,6 +30,7 @@ from .auto import (
 )
 from .dispatch import BACKENDS, BackendFallbackWarning, BackendNotAvailableError
 from .loading import CheckpointError
+from .models.inputs import no_host_sync
 from .models import (
     AudioVideoEmbeddings,
     ImageClassifierOutput,
@@ -52,6 +53,7 @@ from .models import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "no_host_sync",
     "BACKENDS",
     "AutoConfig",
     "AutoFeatureExtractor",

@@ -90,3 +90,21 @@ class CompileCase:
     num_warps: int = 4
     num_stages: int = 3
     divisible: tuple = ()
+
+
+def as_rows(t: torch.Tensor) -> torch.Tensor:
+    """``(N, C)`` view of ``t`` with unit column stride (copies only when no such view exists)."""
+    if t.dim() == 0 or t.stride(-1) != 1:
+        t = t.contiguous()
+    return t.reshape(-1, t.shape[-1])
+
+
+def row_warps(block: int) -> int:
+    """Warps of a program that holds one row of ``block`` columns (8 to 32 fp32 values a thread).
+
+    Not 16 at 8192 columns: ptxas then caps registers low enough to spill (found by the sm_90 check)."""
+    return 4 if block <= 1024 else 8
+
+
+#: the dtypes a kernel is compiled for, as triton names them in a signature
+TRITON_DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}

@@ -246,8 +246,6 @@ def attention_problem(q, k, v, mask=None, scale=None, dropout=0.0) -> str | None
     return _common_problem(q, dropout, k, v)
 
 
-#: kernel name → its problem function (``pe_av_kernels.problem`` looks here)
-PROBLEMS = {"rope_attention": rope_attention_problem, "attention": attention_problem}
 problem = rope_attention_problem
 
 
@@ -257,6 +255,6 @@ def compile_cases():
 
 
 __all__ = [
-    "MAX_HEAD_DIM", "PROBLEMS", "attention", "attention_problem", "compile_cases", "problem", "rope_attention",
+    "MAX_HEAD_DIM", "attention", "attention_problem", "compile_cases", "problem", "rope_attention",
     "rope_attention_problem", "supports_head_dim",
 ]

@@ -22,9 +22,12 @@ import triton
 import triton.language as tl
 from torch.library import triton_op, wrap_triton
 
-from ._common import check_launchable, check_same, launch_problem, parallel_programs
+from ._common import (
+    TRITON_DTYPES, CompileCase, check_launchable, check_same, launch_problem, parallel_programs, row_warps,
+)
 
 MAX_BLOCK = 8192  # columns a program keeps in registers; longer rows are processed in chunks
+MIN_BLOCK = 128  # narrower rows are padded to this: fewer configurations, no cost at PE-AV's widths
 
 
 # --------------------------------------------------------------------------------------------------
@@ -176,9 +179,10 @@ def _rms_norm_dw_kernel(
 
 def _blocks(n_cols: int, max_block: int) -> tuple[int, int, int]:
     """(block, chunks, warps) for rows of ``n_cols``."""
-    block = min(triton.next_power_of_2(n_cols), triton.next_power_of_2(max_block))
-    warps = 4 if block <= 1024 else 8 if block <= 4096 else 16
-    return block, triton.cdiv(n_cols, block), warps
+    block = min(max(triton.next_power_of_2(n_cols), MIN_BLOCK), triton.next_power_of_2(max_block))
+    chunks = triton.cdiv(n_cols, block)
+    # chunked rows: 8 warps spill in the fp32 backward, 16 do not (sm_90 compile check)
+    return block, chunks, row_warps(block) if chunks == 1 else 16
 
 
 @triton_op("pe_av_kernels::rms_norm_fwd", mutates_args={})
@@ -219,7 +223,8 @@ def _rms_norm_bwd(
     if n_rows == 0:
         return dx, torch.zeros_like(weight)
     block, chunks, warps = _blocks(n_cols, max_block)
-    programs = min(n_rows, parallel_programs(x.device))
+    # 8 resident programs per SM keep ~32 KB of loads in flight (Little's law for HBM3; 4 would not)
+    programs = min(n_rows, parallel_programs(x.device, per_sm=8))
     rows_per_program = triton.cdiv(n_rows, programs)
     programs = triton.cdiv(n_rows, rows_per_program)
     has_dsum = dsum is not None
@@ -343,3 +348,42 @@ def problem(x, weight, eps=1e-6, residual=None, **_options) -> str | None:
     if isinstance(x, torch.Tensor) and isinstance(residual, torch.Tensor) and residual.dtype != x.dtype:
         return f"residual ({residual.dtype}) and x ({x.dtype}) differ in dtype; the kernel needs one"
     return launch_problem(*(t for t in (x, weight, residual) if isinstance(t, torch.Tensor)))
+
+
+def compile_cases() -> list[CompileCase]:
+    """Every block :func:`_blocks` picks at the default ``max_block`` (one chunk, and two or more: the
+    chunked loops are the same code for every count above one), with and without the residual, per dtype
+    (weight of ``x``'s dtype, as in the models), and the weight-gradient kernel of the chunked path."""
+    cases = []
+    blocks = [MIN_BLOCK << i for i in range((MAX_BLOCK // MIN_BLOCK).bit_length())]
+    shapes = [(block, 1) for block in blocks] + [(MAX_BLOCK, 2)]
+    for dtype in TRITON_DTYPES.values():
+        p = f"*{dtype}"
+        for block, chunks in shapes:
+            warps = _blocks(block * chunks, MAX_BLOCK)[2]
+            for flag in (False, True):
+                tag = f"{dtype},B{block}x{chunks}"
+                cases.append(CompileCase(
+                    f"rms_norm_fwd[{tag},residual={flag}]", _rms_norm_fwd_kernel,
+                    dict(X=p, R=p, S=p, Y=p, W=p, RSTD="*fp32", stride_x="i32", stride_r="i32", stride_s="i32",
+                         stride_y="i32", n_cols="i32", eps="fp32"),
+                    dict(HAS_RESIDUAL=flag, BLOCK=block, N_CHUNKS=chunks), num_warps=warps,
+                    divisible=("X", "R", "S", "Y", "W", "RSTD", "stride_x", "stride_r", "stride_s", "stride_y", "n_cols"),
+                ))
+                cases.append(CompileCase(
+                    f"rms_norm_bwd[{tag},dsum={flag}]", _rms_norm_bwd_kernel,
+                    dict(DY=p, X=p, W=p, RSTD="*fp32", DS=p, DX=p, DW_PART="*fp32" if chunks == 1 else p,
+                         stride_dy="i32", stride_x="i32", stride_ds="i32", stride_dx="i32",
+                         n_rows="i32", n_cols="i32", rows_per_program="i32"),
+                    dict(HAS_DSUM=flag, BLOCK=block, N_CHUNKS=chunks), num_warps=warps,
+                    divisible=("DY", "X", "W", "RSTD", "DS", "DX", "DW_PART", "stride_dy", "stride_x", "stride_ds",
+                               "stride_dx", "n_cols"),
+                ))
+        cases.append(CompileCase(
+            f"rms_norm_dw[{dtype},16x256]", _rms_norm_dw_kernel,
+            dict(DY=p, X=p, RSTD="*fp32", DW_PART="*fp32", stride_dy="i32", stride_x="i32",
+                 n_rows="i32", n_cols="i32", rows_per_split="i32"),
+            dict(BLOCK_R=16, BLOCK_C=256), num_warps=4,
+            divisible=("DY", "X", "RSTD", "DW_PART", "stride_dy", "stride_x", "n_cols", "rows_per_split"),
+        ))
+    return cases

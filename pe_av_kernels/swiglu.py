@@ -15,7 +15,9 @@ import triton
 import triton.language as tl
 from torch.library import triton_op, wrap_triton
 
-from ._common import check_launchable, check_same, launch_problem
+from ._common import TRITON_DTYPES, CompileCase, check_launchable, check_same, launch_problem
+
+MIN_BLOCK_C, MAX_BLOCK_C = 128, 1024
 
 
 @triton.jit
@@ -58,7 +60,7 @@ def _swiglu_bwd_kernel(
 
 def _blocks(n_cols: int) -> tuple[int, int, int]:
     """(rows, cols, warps) of a tile of about 4096 elements."""
-    block_c = min(triton.next_power_of_2(n_cols), 1024)
+    block_c = min(max(triton.next_power_of_2(n_cols), MIN_BLOCK_C), MAX_BLOCK_C)
     block_r = max(1, 4096 // block_c)
     return block_r, block_c, 8 if block_r * block_c >= 4096 else 4
 
@@ -149,3 +151,26 @@ def problem(gate, up, **_options) -> str | None:
     if isinstance(gate, torch.Tensor) and isinstance(up, torch.Tensor) and gate.dtype != up.dtype:
         return f"gate ({gate.dtype}) and up ({up.dtype}) differ in dtype; the kernel needs one"
     return launch_problem(gate, up)
+
+
+def compile_cases() -> list[CompileCase]:
+    """Every tile :func:`_blocks` can choose, per dtype, forward and backward."""
+    cases = []
+    for dtype in TRITON_DTYPES.values():
+        p = f"*{dtype}"
+        for width in (MIN_BLOCK_C << i for i in range((MAX_BLOCK_C // MIN_BLOCK_C).bit_length())):
+            block_r, block_c, warps = _blocks(width)
+            meta = dict(BLOCK_R=block_r, BLOCK_C=block_c)
+            tag = f"{dtype},{block_r}x{block_c}"
+            cases.append(CompileCase(
+                f"swiglu_fwd[{tag}]", _swiglu_fwd_kernel,
+                dict(G=p, U=p, Y=p, stride_g="i32", stride_u="i32", stride_y="i32", n_rows="i32", n_cols="i32"),
+                meta, num_warps=warps, divisible=("G", "U", "Y", "stride_g", "stride_u", "stride_y", "n_cols"),
+            ))
+            cases.append(CompileCase(
+                f"swiglu_bwd[{tag}]", _swiglu_bwd_kernel,
+                dict(DY=p, G=p, U=p, DG=p, DU=p, stride_dy="i32", stride_g="i32", stride_u="i32",
+                     n_rows="i32", n_cols="i32"),
+                meta, num_warps=warps, divisible=("DY", "G", "U", "DG", "DU", "stride_dy", "stride_g", "stride_u", "n_cols"),
+            ))
+    return cases

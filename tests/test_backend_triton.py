@@ -12,9 +12,10 @@ modalities, so the audio, video, fusion and text paths all run):
 - a head_dim the attention kernel does not support (only attention falls back; norms and SwiGLU
   still run their kernels, so that case is compared with a tolerance).
 
-The reference is the model with the modules of kernel-backed ops (RMSNorm, PeAttention, SwiGLU, and the
-ModernBERT / ViT / attention-pool attention) set to eager and everything else as under sdpa: the
-non-eager forms of other ops (fused Linear, streamed DAC) run the same under "triton" and "sdpa".
+The reference is the model with the kernel-backed ops (RMSNorm, PeAttention, SwiGLU, Snake, LayerNorm,
+the ViT's and ModernBERT's MLPs, and the ModernBERT / ViT / attention-pool attention) set to eager and
+everything else as under sdpa: the non-eager forms of other ops (fused Linear, streamed DAC) run the same
+under "triton" and "sdpa".
 Each op's own fallback is tested alone in tests/test_ops.py.
 """
 
@@ -37,16 +38,18 @@ from pe_av import (
 )
 from pe_av.config import PeAudioVideoConfig
 from pe_av.models.pe_transformer import PeAttention, SwiGLUMLP
-from pe_av.models.text import ModernBertAttention
-from pe_av.models.vision import AttentionPool, VisionAttention
-from pe_av.ops import RMSNorm
+from pe_av.models.text import ModernBertAttention, ModernBertMLP
+from pe_av.models.vision import AttentionPool, VisionAttention, VisionMlp
+from pe_av.ops import LayerNorm, RMSNorm, Snake1d
 
 pytestmark = pytest.mark.kernels
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 PE_OPS = ("RMSNorm", "PeAttention", "SwiGLUMLP")
-ATTENTION_OPS = ("ModernBertAttention", "VisionAttention", "AttentionPool")  # the plain attention kernel
-KERNEL_MODULES = (RMSNorm, PeAttention, SwiGLUMLP, ModernBertAttention, VisionAttention, AttentionPool)
+#: the modules whose ops have kernels (warnings name them): the PE transformer's, the DAC's Snake, the
+#: ViT's and ModernBERT's LayerNorm and MLPs (bias + GELU, GeGLU), and their attention (and the pool's)
+KERNEL_MODULES = (RMSNorm, PeAttention, SwiGLUMLP, Snake1d, LayerNorm, VisionMlp, ModernBertMLP,
+                  ModernBertAttention, VisionAttention, AttentionPool)
 
 
 @pytest.fixture(autouse=True)
@@ -129,6 +132,44 @@ def test_audio_encoder_gradients_match_eager():
         assert (got[name] - expected[name]).abs().max().item() <= ATOL * scale, name
 
 
+def test_audio_video_model_triton_matches_eager():
+    """Every tower with its kernels (ViT LayerNorm + residual, bias + GELU, 2-D RoPE pre-pass with the class
+    token unrotated, attention and attention pool; ModernBERT LayerNorm, GeGLU, window and padding through
+    the flash kernel's mask path; DAC Snake; PE transformers), forward and gradients, against the eager
+    reference, with no fallback warning from any kernel-backed module."""
+    model = audio_video_model()
+    inputs = all_inputs()
+    with torch.no_grad():
+        for param in model.parameters():  # move norm weights and biases off their constant init
+            if param.dim() == 1:
+                param.add_(0.1 * torch.randn_like(param))
+
+    def forward_backward(reference: bool):
+        model.zero_grad(set_to_none=True)
+        (eager_reference(model) if reference else model.set_attn_impl("triton"))
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            out = outputs(model(**inputs))
+        loss = sum(v.float().square().mean() for v in out.values() if v.is_floating_point())
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        return out, grads, fallback_messages(record)
+
+    expected, expected_grads, _ = forward_backward(reference=True)
+    got, got_grads, messages = forward_backward(reference=False)
+    assert not [m for m in messages if m.split(":")[0] in kernel_ops(model)], messages  # every kernel ran
+    for name in expected:
+        assert (got[name] - expected[name]).abs().max().item() <= ATOL, name
+    assert expected_grads.keys() == got_grads.keys()
+    assert any("mlp.fc1.bias" in n for n in got_grads) and any("mlp_norm" in n for n in got_grads)
+    # q/k/v projections through the flash backward, the ViT's pre-pass backward, the pool, ModernBERT
+    assert any("attn.qkv" in n for n in got_grads) and any("attn_pool.kv" in n for n in got_grads)
+    assert any("Wqkv" in n for n in got_grads)
+    for name in expected_grads:
+        scale = max(1.0, expected_grads[name].abs().max().item())
+        assert (got_grads[name] - expected_grads[name]).abs().max().item() <= ATOL * scale, name
+
+
 # --------------------------------------------------------------------------------------------------
 # kernels unavailable: fallbacks on whole models
 
@@ -201,12 +242,15 @@ def fallback_messages(record):
     return [str(w.message) for w in record if issubclass(w.category, BackendFallbackWarning)]
 
 
+def kernel_ops(model) -> tuple[str, ...]:
+    """Names (as warnings give them) of the model's modules whose ops have kernels."""
+    return tuple(sorted({type(m).__name__ for m in model.modules() if isinstance(m, KERNEL_MODULES)}))
+
+
 def check_fallback(model, inputs, reason: str, fallen=None, atol=0.0):
-    """Triton run vs the eager reference; one warning per op that fell back (naming ``reason``; default: every
-    kernel-backed module of the model), no other warning, and none on the second run."""
-    if fallen is None:
-        present = {type(m).__name__ for m in model.modules()}
-        fallen = tuple(op for op in PE_OPS + ATTENTION_OPS if op in present)
+    """Triton run vs the eager reference; one warning per op that fell back (naming ``reason``), one per op
+    without a kernel, and none on the second run."""
+    fallen = kernel_ops(model) if fallen is None else fallen
     expected = run(eager_reference(model), inputs)
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
@@ -276,44 +320,3 @@ def test_unsupported_head_dim_audio_video_model():
     encoders' attention still runs the kernel."""
     model = audio_video_model(fusion_head_dim=258)
     check_fallback(model, all_inputs(), "head_dim 258 is not supported", ("PeAttention",), atol=1e-4)
-
-
-# --------------------------------------------------------------------------------------------------
-# the ViT (2-D RoPE pre-pass, class token unrotated, attention pool) and ModernBERT (window and padding
-# through the kernel's mask path) on the kernels
-
-
-def test_audio_video_model_triton_matches_eager():
-    model = audio_video_model()
-    inputs = all_inputs()
-    expected = run(eager_reference(model), inputs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", BackendFallbackWarning)  # the ViT, pool and ModernBERT run kernels too
-        got = run(model.set_attn_impl("triton"), inputs)
-    assert got.keys() == expected.keys()
-    for name in expected:
-        if expected[name].is_floating_point():
-            assert (got[name] - expected[name]).abs().max().item() <= ATOL, name
-        else:
-            assert torch.equal(got[name], expected[name]), name
-
-
-def test_audio_video_model_gradients_match_eager():
-    """Gradients of the video and text towers' parameters (q/k/v projections through the flash backward,
-    the ViT's pre-pass backward, the pool) equal the eager model's."""
-    model = audio_video_model()
-    inputs = all_inputs()
-
-    def grads(reference: bool):
-        model.zero_grad(set_to_none=True)
-        (eager_reference(model) if reference else model.set_attn_impl("triton"))
-        out = outputs(model(**inputs))
-        sum(t.square().mean() for name, t in out.items() if t.is_floating_point() and t.requires_grad).backward()
-        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-
-    expected, got = grads(True), grads(False)
-    assert expected.keys() == got.keys()
-    assert any("attn.qkv" in n for n in got) and any("attn_pool.kv" in n for n in got) and any("Wqkv" in n for n in got)
-    for name in expected:
-        scale = max(1.0, expected[name].abs().max().item())
-        assert (got[name] - expected[name]).abs().max().item() <= ATOL * scale, name

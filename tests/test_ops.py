@@ -187,7 +187,10 @@ def test_layer_norm_module_equals_torch_layer_norm():
         assert set(ours.state_dict()) == set(theirs.state_dict())
         for backend in dispatch.BACKENDS:
             ours.set_backend(backend)
-            assert torch.equal(ours(x), theirs(x)), (backend, bias)
+            if backend == "triton":  # the kernel (tests/test_kernels_layer_norm.py): fp32 rounding only
+                torch.testing.assert_close(ours(x), theirs(x), atol=1e-5, rtol=0)
+            else:
+                assert torch.equal(ours(x), theirs(x)), (backend, bias)
 
 
 def test_gated_activations_cover_modernbert_names():

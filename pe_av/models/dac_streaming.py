@@ -17,6 +17,8 @@ layer-by-layer form gives it; only the convolutions' summation order may differ.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -42,8 +44,12 @@ def conv1d_range(
     alpha: torch.Tensor | None = None,
     offset: int = 0,
     length: int | None = None,
+    snake: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = snake_one_pass,
 ) -> torch.Tensor:
     """Output positions ``[start, stop)`` of ``conv(snake(x, alpha))`` (no snake when ``alpha`` is None).
+
+    ``snake`` computes the Snake (the model passes its ``Snake1d.streamed``, which runs the module's
+    backend's streamed form: the compiled one-pass loop on CPU, the Triton kernel under ``triton``).
 
     ``x`` is ``(B, C, T)``, or ``(B, C, 1, T)`` (then the result keeps ``x``'s memory format, e.g.
     channels-last); it holds positions ``[offset, offset + T)`` of a signal of ``length`` steps (default:
@@ -60,7 +66,7 @@ def conv1d_range(
         raise ValueError(f"conv1d_range: outputs [{start}, {stop}) read [{lo}, {hi}), outside the held [{offset}, {offset + x.shape[-1]})")
     window = x[..., lo - offset : hi - offset]
     if alpha is not None:
-        window = snake_one_pass(window, alpha if x.dim() == 3 else alpha.unsqueeze(-1))
+        window = snake(window, alpha if x.dim() == 3 else alpha.unsqueeze(-1))
     if lo != first or hi != end:
         window = F.pad(window, (lo - first, end - hi))
     if x.dim() == 3:
@@ -104,17 +110,17 @@ def channels_last_empty(like: torch.Tensor, channels: int, length: int) -> torch
 class _Stage:
     """One layer of the stream: output ``t`` reads inputs ``[t·stride - pad, t·stride - pad + span)``.
 
-    ``layer`` is a strided/plain conv (with the Snake ``alpha`` before it, or None) or a residual unit
+    ``layer`` is a strided/plain conv (with the ``Snake1d`` before it, or None) or a residual unit
     (``residual=True``: Snake → dilated conv → Snake → 1×1 conv, added to the input). The stage holds
     input positions ``[lo, lo + held)``; :meth:`reserve` appends room for new inputs and :meth:`step`
     computes every output they make computable, zeroing outputs at or past ``valid_out``.
     """
 
-    def __init__(self, layer, alpha, residual, like, channels_in, length_in, valid_out, chunk_elements):
+    def __init__(self, layer, snake, residual, like, channels_in, length_in, valid_out, chunk_elements):
         conv = layer.conv1 if residual else layer
         (kernel,), (self.stride,), (dilation,), (self.pad,) = conv.kernel_size, conv.stride, conv.dilation, conv.padding
         self.span = (kernel - 1) * dilation + 1
-        self.layer, self.alpha, self.residual, self.channels_in = layer, alpha, residual, channels_in
+        self.layer, self.snake, self.residual, self.channels_in = layer, snake, residual, channels_in
         self.length_in, self.length_out = length_in, conv_output_length(conv, length_in)
         self.valid_out = valid_out
         self.chunk = max(chunk_elements // channels_in, 1)
@@ -144,11 +150,13 @@ class _Stage:
             target = out[..., a - start : b - start]
             if self.residual:
                 unit = self.layer
-                hidden = conv1d_range(self.buffer, unit.conv1, a, b, unit.snake1.alpha, self.lo, self.length_in)
-                hidden = conv1d_range(hidden, unit.conv2, 0, b - a, unit.snake2.alpha)
+                hidden = conv1d_range(self.buffer, unit.conv1, a, b, unit.snake1.alpha, self.lo, self.length_in,
+                                      unit.snake1.streamed)
+                hidden = conv1d_range(hidden, unit.conv2, 0, b - a, unit.snake2.alpha, snake=unit.snake2.streamed)
                 torch.add(self.buffer[..., a - self.lo : b - self.lo], hidden, out=target)
             else:
-                target.copy_(conv1d_range(self.buffer, self.layer, a, b, self.alpha, self.lo, self.length_in))
+                alpha, snake = (None, snake_one_pass) if self.snake is None else (self.snake.alpha, self.snake.streamed)
+                target.copy_(conv1d_range(self.buffer, self.layer, a, b, alpha, self.lo, self.length_in, snake))
         if self.valid_out < stop:
             out[..., max(self.valid_out - start, 0) :].zero_()
         self.done = stop
@@ -172,7 +180,7 @@ def stream_clip(encoder, waveform: torch.Tensor, valid: int | None, window_eleme
         for unit in (block.res_unit1, block.res_unit2, block.res_unit3):
             stages.append(_Stage(unit, None, True, wave, channels, level, valid // scale, chunk_elements))
         scale *= block.conv1.stride[0]
-        stages.append(_Stage(block.conv1, block.snake1.alpha, False, wave, channels, level, valid // scale, chunk_elements))
+        stages.append(_Stage(block.conv1, block.snake1, False, wave, channels, level, valid // scale, chunk_elements))
         level = stages[-1].length_out
     out = channels_last_empty(wave, encoder.block[-1].conv1.out_channels, level)
     # whole hops per piece: every piece then gives every stage the same number of new steps, so the

@@ -16,8 +16,8 @@ device, values) whose message names the argument and the expected form. Decision
   aligns clips by count); a mask given without its input is an error.
 - Inputs of several modalities that are paired must agree on the batch size (:func:`check_same_batch`).
 
-Tracing (``torch.compile``, ``torch.export``): **checks of values run only eagerly; shape/type checks
-always.** While :func:`tracing` is True, tensors have no values to test, so every check that reads
+Tracing (``torch.compile``, ``torch.export``), CUDA-graph capture and :func:`no_host_sync`: **checks of
+values run only eagerly; shape/type checks always.** While :func:`tracing` is True, tensors have no values to test, so every check that reads
 them (NaN/Inf, 0/1 masks, all-padding rows, left padding, token id range) is skipped, and the models'
 data-dependent shortcuts (an all-ones mask treated as no mask, skipping padded frames, per-sample
 alignment only when there is padding) take their general path, which gives the same numbers. Types,
@@ -27,13 +27,45 @@ inputs eagerly (one eager call) before feeding a compiled or exported model data
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+
 import torch
 
 
+_no_host_sync: ContextVar[bool] = ContextVar("pe_av_no_host_sync", default=False)
+
+
+@contextlib.contextmanager
+def no_host_sync(enabled: bool = True) -> Iterator[None]:
+    """Inside the block, forwards never read tensor values on the host (no ``.item()``, ``bool(tensor)``,
+    ``.tolist()``): the value checks and data-dependent shortcuts are skipped exactly as while tracing.
+
+    Use it around CUDA-graph capture of your own (CUDA graphs cannot record a host read) or to keep a
+    launch-bound forward from stalling on the device; capture by ``torch.cuda.graph`` and
+    ``torch.compile(mode="reduce-overhead")`` is detected without it. Validate untrusted inputs with one
+    ordinary call first: NaN/Inf, non-0/1 masks and all-padding rows are then not reported.
+    Applies to the current thread (and asyncio task); ``enabled=False`` turns it off inside an outer block.
+    """
+    token = _no_host_sync.set(enabled)
+    try:
+        yield
+    finally:
+        _no_host_sync.reset(token)
+
+
+def _capturing() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
 def tracing() -> bool:
-    """Whether ``torch.compile`` or ``torch.export`` is tracing this call (tensor values are unknown)."""
+    """Whether tensor values must not be read on the host now: ``torch.compile`` / ``torch.export`` are
+    tracing, the current CUDA stream is capturing a graph, or :func:`no_host_sync` is in effect."""
+    if _no_host_sync.get():
+        return True
     is_exporting = getattr(torch.compiler, "is_exporting", None)
-    return torch.compiler.is_compiling() or (is_exporting is not None and is_exporting())
+    return torch.compiler.is_compiling() or (is_exporting is not None and is_exporting()) or _capturing()
 
 
 def describe_type(value: object) -> str:

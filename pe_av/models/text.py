@@ -182,8 +182,9 @@ class ModernBertEncoderLayer(CheckpointedLayer):
         *,
         attentions: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        hidden_states = hidden_states + self.attn(self.attn_norm(hidden_states), cos, sin, allowed, attentions)
-        return hidden_states + self.mlp(self.mlp_norm(hidden_states))
+        attn = self.attn(self.attn_norm(hidden_states), cos, sin, allowed, attentions)
+        normed, hidden_states = self.mlp_norm(attn, hidden_states)  # the residual add, fused into the norm
+        return hidden_states + self.mlp(normed)
 
 
 class ModernBertModel(PePreTrainedModel):

@@ -22,7 +22,7 @@ from ..config import TimmVisionConfig
 from ..dispatch import BackendModule
 from ..json_io import read_json_object
 from ..loading import resolve_model_dir
-from ..ops import LayerNorm, Linear, attention, gelu, rope_2d_cos_sin, rope_attention
+from ..ops import LayerNorm, Linear, attention, linear_gelu, rope_2d_cos_sin, rope_attention
 from .base import PePreTrainedModel
 from .checkpointing import CheckpointedLayer
 from .inputs import check_finite, describe_type
@@ -61,7 +61,8 @@ class PatchEmbed(nn.Module):
 
 
 class VisionMlp(BackendModule):
-    """``fc2(gelu(fc1(x)))`` with biases, exact (erf) GELU."""
+    """``fc2(gelu(fc1(x)))`` with biases, exact (erf) GELU; ``fc1`` and the GELU are one op
+    (:data:`pe_av.ops.linear_gelu`: under ``triton`` the bias add and GELU are one kernel)."""
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
@@ -69,7 +70,7 @@ class VisionMlp(BackendModule):
         self.fc2 = Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.run(gelu, self.fc1(x)))
+        return self.fc2(self.run(linear_gelu, x, self.fc1.weight, self.fc1.bias))
 
 
 class VisionAttention(BackendModule):
@@ -96,7 +97,8 @@ class VisionAttention(BackendModule):
 
 class VisionBlock(CheckpointedLayer):
     """Pre-norm block: x + [γ₁·] attn(norm1(x)); x + [γ₂·] mlp(norm2(x)) (γ = LayerScale if configured).
-    Checkpointable (see :mod:`pe_av.models.checkpointing`)."""
+    The first residual add is left to ``norm2`` (one fused kernel under ``triton``). Checkpointable (see
+    :mod:`pe_av.models.checkpointing`)."""
 
     def __init__(self, spec: VisionSpec) -> None:
         super().__init__()
@@ -113,8 +115,8 @@ class VisionBlock(CheckpointedLayer):
 
     def layer_forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, *, attentions: None = None) -> torch.Tensor:
         attn = self.attn(self.norm1(x), cos, sin)
-        x = x + (attn if self.gamma_1 is None else self.gamma_1 * attn)
-        mlp = self.mlp(self.norm2(x))
+        normed, x = self.norm2(attn if self.gamma_1 is None else self.gamma_1 * attn, x)
+        mlp = self.mlp(normed)
         return x + (mlp if self.gamma_2 is None else self.gamma_2 * mlp)
 
 

@@ -5,12 +5,12 @@ module          ops (tables)                            Triton kernel (``pe_av_k
 ============== ======================================= ====================================
 ``linear``      :data:`linear` (+ ``Linear`` module)     none: GEMMs run on cuBLAS / oneDNN
 ``rms_norm``    :data:`rms_norm` (+ ``RMSNorm``)         ``rms_norm`` (fused residual add)
-``layer_norm``  ``layer_norm_op`` (+ ``LayerNorm``)      not yet
+``layer_norm``  ``layer_norm_op`` (+ ``LayerNorm``)      ``layer_norm`` (fused residual add)
 ``rope``        rotary tables and rotations (no table)   inside ``rope_attention``
 ``attention``   :data:`attention`, :data:`rope_attention`  ``rope_attention`` (QK-norm + RoPE + flash)
 ``swiglu``      :data:`swiglu`                           ``swiglu``
-``gelu``        :data:`gelu`, :data:`gated_activation`    not yet
-``snake``       ``snake_op`` (+ ``Snake1d``)             not yet (CPU: a compiled one-pass form)
+``gelu``        :data:`linear_gelu`, :data:`gated_activation`  ``bias_gelu``, ``geglu``
+``snake``       ``snake_op`` (+ ``Snake1d``)             ``snake`` (both layouts; CPU sdpa: compiled one pass)
 ============== ======================================= ====================================
 
 Model code holds these modules or calls ``self.run(op, ...)`` from a
@@ -18,7 +18,7 @@ Model code holds these modules or calls ``self.run(op, ...)`` from a
 """
 
 from .attention import attention, attention_eager, attention_sdpa, rope_attention, rope_attention_eager
-from .gelu import ACTIVATIONS, gated_activation, gelu
+from .gelu import ACTIVATIONS, gated_activation, linear_gelu
 from .layer_norm import LayerNorm, layer_norm
 from .linear import Linear, linear, linear_fused
 from .rms_norm import RMSNorm, rms_norm, rms_norm_eager, rms_norm_fused
@@ -47,9 +47,9 @@ __all__ = [
     "attention_eager",
     "attention_sdpa",
     "gated_activation",
-    "gelu",
     "layer_norm",
     "linear",
+    "linear_gelu",
     "linear_fused",
     "rms_norm",
     "rms_norm_eager",

@@ -1,7 +1,11 @@
-"""GELU-family activations: the ViT's ``gelu(x)`` and ModernBERT's gated ``act(value) * gate`` (GeGLU).
+"""GELU-family activations: the ViT's ``gelu(fc1(x))`` and ModernBERT's gated ``act(value) * gate`` (GeGLU).
 
-No Triton kernels yet (bias+GELU and GeGLU come with the kernel work); each table's ``triton`` entry is
-the PyTorch form, so a kernel is one entry away.
+- :data:`linear_gelu` ``gelu(x @ weight.T + bias)`` (exact erf GELU, timm's ``nn.GELU``): eager and sdpa
+  run the linear layer with its bias and then ``F.gelu``; the ``triton`` form runs the GEMM without
+  the bias and :func:`pe_av_kernels.bias_gelu` (bias add + GELU, and their backward, in one pass).
+- :data:`gated_activation` ``ACTIVATIONS[activation](value) * gate``: the ``triton`` form is
+  :func:`pe_av_kernels.geglu` for the GELU activations (erf and tanh forms); other activations run
+  the eager form (the kernel reports them).
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ..dispatch import Op
+from ..dispatch import Kernel, Op
+from .linear import linear_fused
 
-__all__ = ["ACTIVATIONS", "gelu", "gated_activation", "gated_activation_eager"]
+__all__ = ["ACTIVATIONS", "gated_activation", "gated_activation_eager", "linear_gelu", "linear_gelu_eager"]
 
 #: activations ModernBERT configs name (``hidden_activation``), as transformers maps them
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -27,9 +32,17 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-def _gelu(x: torch.Tensor) -> torch.Tensor:
-    """Exact (erf) GELU."""
-    return F.gelu(x)
+def linear_gelu_eager(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``gelu(F.linear(x, weight, bias))`` with the exact (erf) GELU."""
+    return F.gelu(F.linear(x, weight, bias))
+
+
+def _linear_gelu_fused(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return F.gelu(linear_fused(x, weight, bias))
+
+
+def _linear_then_bias_gelu(kernel: Callable, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    return kernel(F.linear(x, weight), bias)
 
 
 def gated_activation_eager(value: torch.Tensor, gate: torch.Tensor, activation: str) -> torch.Tensor:
@@ -37,7 +50,10 @@ def gated_activation_eager(value: torch.Tensor, gate: torch.Tensor, activation: 
     return ACTIVATIONS[activation](value) * gate
 
 
-gelu = Op("GELU", {"eager": _gelu, "sdpa": _gelu, "triton": _gelu})
+linear_gelu = Op(
+    "LinearGELU",
+    {"eager": linear_gelu_eager, "sdpa": _linear_gelu_fused, "triton": Kernel("bias_gelu", call=_linear_then_bias_gelu)},
+)
 gated_activation = Op(
-    "GeGLU", {"eager": gated_activation_eager, "sdpa": gated_activation_eager, "triton": gated_activation_eager}
+    "GeGLU", {"eager": gated_activation_eager, "sdpa": gated_activation_eager, "triton": Kernel("geglu")}
 )

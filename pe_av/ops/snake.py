@@ -13,6 +13,7 @@ Forms:
 
 The compiled forms are a speed path only: where ``torch.compile`` cannot run (no C++ compiler) the
 fused/eager forms run instead, with the same results up to rounding (see ``_snake_cpu``).
+- ``triton``: :func:`pe_av_kernels.snake` (one pass forward and one backward, both memory layouts).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..dispatch import BackendModule, Op
+from ..dispatch import BackendModule, Kernel, Op
 from . import _snake_cpu
 
-__all__ = ["snake", "snake_fused", "snake_one_pass", "snake_sdpa", "snake_op", "Snake1d"]
+__all__ = ["snake", "snake_fused", "snake_one_pass", "snake_sdpa", "snake_op", "snake_stream_op", "Snake1d"]
 
 
 def snake(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -95,7 +96,9 @@ def snake_sdpa(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     return snake(x, alpha)
 
 
-snake_op = Op("Snake", {"eager": snake, "sdpa": snake_sdpa, "triton": snake})
+snake_op = Op("Snake", {"eager": snake, "sdpa": snake_sdpa, "triton": Kernel("snake")})
+# the DAC's streamed form (inference, one chunk at a time; pe_av.models.dac_streaming)
+snake_stream_op = Op("Snake (streamed)", {"eager": snake, "sdpa": snake_one_pass, "triton": Kernel("snake")})
 
 
 class Snake1d(BackendModule):
@@ -107,3 +110,8 @@ class Snake1d(BackendModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.run(snake_op, x, self.alpha)
+
+    def streamed(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """Snake of one streamed chunk ``x`` with ``alpha`` (this module's, viewed to ``x``'s rank), for
+        inference: the compiled one-pass loop on CPU under ``sdpa``, the kernel under ``triton``."""
+        return self.run(snake_stream_op, x, alpha)
