@@ -18,6 +18,7 @@ from ..index.build import (
     AUDIO_EXTENSIONS,
     VIDEO_EXTENSIONS,
     BuildReport,
+    add_shard,
     check_extensions,
     index_header,
     plan_update,
@@ -131,14 +132,7 @@ def index_with_ray(source, index_dir, model_dir, *, root=None, extensions=None, 
                 batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
                 num_gpus=gpus_per_actor, num_cpus=cpus_per_actor)  # Ray Data restarts dead actors, retries their tasks
             for batch in embedded.iter_batches(batch_size=batch_size, batch_format="numpy"):
-                shard = join_rows([pickle.loads(blob) for blob in batch["blob"]])
-                writer.add(shard)
-                report.embedded += len(shard.records) - len(shard.failures)
-                report.failed += shard.failures
-                for failure in shard.failures:
-                    say(f"index: failed {failure.path}: {failure.error}")
-                if writer.shards_since_commit >= commit_every:
-                    writer.commit()
+                add_shard(writer, join_rows([pickle.loads(blob) for blob in batch["blob"]]), report, say, commit_every)
     finally:
         report.seconds = time.perf_counter() - start
         writer.commit()

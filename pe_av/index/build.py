@@ -154,17 +154,23 @@ def build_index(media_dir, index_dir, model_dir, *, extensions=None, modalities=
     try:
         for batch in _embedded_batches(model, processor, str(media_dir), todo, plan, batch_size, workers,
                                        normalize, progress):
-            writer.add(batch)
-            report.embedded += len(batch.records) - len(batch.failures)
-            report.failed += batch.failures
-            for failure in batch.failures:
-                say(f"index: failed {failure.path}: {failure.error}")
-            if writer.shards_since_commit >= commit_every:
-                writer.commit()
+            add_shard(writer, batch, report, say, commit_every)
     finally:
         report.seconds = time.perf_counter() - start
         writer.commit()  # also when interrupted: every finished shard is in the manifest
     return report
+
+
+def add_shard(writer: IndexWriter, shard, report: BuildReport, say, commit_every: int) -> None:
+    """Write one embedded shard, count it in ``report``, name its failures, and commit the manifest every
+    ``commit_every`` shards (the local build and the Ray writer both take their shards here)."""
+    writer.add(shard)
+    report.embedded += len(shard.records) - len(shard.failures)
+    report.failed += shard.failures
+    for failure in shard.failures:
+        say(f"index: failed {failure.path}: {failure.error}")
+    if writer.shards_since_commit >= commit_every:
+        writer.commit()
 
 
 def _load(model_dir, attn_impl, device, dtype):

@@ -32,6 +32,7 @@ from ..config import DacConfig
 from ..dispatch import BackendModule
 from ..ops import Snake1d
 from . import dac_streaming
+from .inputs import tracing
 
 
 class DacResidualUnit(nn.Module):
@@ -87,7 +88,9 @@ class DacEncoder(BackendModule):
         needs_grad = torch.is_grad_enabled() and (
             waveform.requires_grad or any(p.requires_grad for p in self.parameters())
         )
-        if self.uses_eager_forms or needs_grad or torch.compiler.is_compiling():
+        # the streamed form reads each clip's valid length on the host: not while tracing, capturing or
+        # under pe_av.no_host_sync() (inputs.tracing covers all three)
+        if self.uses_eager_forms or needs_grad or tracing():
             x = self._blocks(waveform, lengths)
         else:
             x = self._blocks_streamed(waveform, lengths)
