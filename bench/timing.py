@@ -262,13 +262,16 @@ def run_op(
 
 
 def run_model(
-    benchmark, fn: Callable[[], Any], *, group: str, backend: str, shapes: dict[str, Any], work: Work, rounds: int
+    benchmark, fn: Callable[[], Any], *, group: str, backend: str, shapes: dict[str, Any], work: Work, rounds: int,
+    grad: bool = False,
 ) -> None:
-    """One model-path benchmark: warm-up calls, then wall-clock rounds, each synchronized."""
+    """One model-path benchmark: warm-up calls, then wall-clock rounds, each synchronized (``fn`` under
+    ``torch.inference_mode`` unless ``grad``: a training step)."""
     benchmark.group = group
+    mode = torch.enable_grad if grad else torch.inference_mode
 
     def call() -> None:
-        with torch.inference_mode():
+        with mode():
             fn()
         synchronize()
 
