@@ -21,24 +21,19 @@ from __future__ import annotations
 import pytest
 import torch
 from harness import DEVICE, DTYPE, PRESET, compiled, hf_missing
+from op_cases import element_size as _element_size
+from op_cases import group, only_ours, with_backward
+from op_cases import ours as _ours
+from op_cases import randn as _randn
 from timing import Work, run_op
 
-from pe_av import dispatch
-from pe_av.dispatch import NO_KERNEL_YET, Kernel
 from pe_av.ops import rms_norm, rope_attention, rope_cos_sin, rope_interleaved_tables, rotate_interleaved, swiglu
 
 EPS = 1e-5
 ROPE_THETA = 20000.0
 SEQS = PRESET.kernel_seqs
+ATTENTION_SEQS = PRESET.attention_seqs
 HF_MODELING = "models.pe_audio_video.modeling_pe_audio_video"
-
-
-def _element_size() -> int:
-    return torch.empty((), dtype=DTYPE).element_size()
-
-
-def _randn(*shape: int) -> torch.Tensor:
-    return torch.randn(*shape, device=DEVICE, dtype=DTYPE)
 
 
 def _hf(*names: str):
@@ -63,24 +58,8 @@ def _hf_encoder_config():
     return config
 
 
-def _ours(op, backend: str, *args, **kwargs):
-    """A call of ``op``'s form for ``backend`` on these arguments (``compile``: our sdpa form compiled)."""
-    if backend == "triton":
-        form = op.forms["triton"]
-        if form is NO_KERNEL_YET:
-            pytest.skip(f"no Triton kernel for {op.name} yet")
-        if isinstance(form, Kernel):
-            problem = dispatch.kernel_problem(form.name, *args, **kwargs)
-            if problem is not None:
-                pytest.skip(f"the {form.name} kernel would fall back to eager here: {problem}")
-    if backend == "compile":
-        run = compiled(lambda *a, **k: op("sdpa", *a, **k))
-        return lambda: run(*args, **kwargs)
-    return lambda: op(backend, *args, **kwargs)
-
-
 def _group(op: str, seq: int) -> str:
-    return f"op:{op} T={seq}"
+    return group(op, T=seq)
 
 
 @pytest.mark.parametrize("seq", SEQS)
@@ -177,15 +156,38 @@ def test_rope(benchmark, backend, seq):
     )
 
 
-@pytest.mark.parametrize("seq", SEQS)
-def test_attention(benchmark, backend, seq):
-    pe, batch, e = PRESET.pe, PRESET.kernel_batch, _element_size()
+def _attention_inputs(seq: int, grad: bool = False):
+    """q, k, v ``(B, T, H, D)`` projections, the q/k norm weights and the key mask (the last clip is padded)."""
+    pe, batch = PRESET.pe, PRESET.kernel_batch
     shape = (batch, seq, pe.heads, pe.head_dim)
-    q, k, v = _randn(*shape), _randn(*shape), _randn(*shape)
-    q_w, k_w = 1 + 0.1 * _randn(pe.head_dim), 1 + 0.1 * _randn(pe.head_dim)
+    q, k, v = (_randn(*shape, grad=grad) for _ in range(3))
+    q_w, k_w = ((1 + 0.1 * _randn(pe.head_dim)).requires_grad_(grad) for _ in range(2))
     mask = torch.ones(batch, seq, dtype=torch.bool, device=DEVICE)
     valid_last = int(seq * 0.8)
-    mask[-1, valid_last:] = False  # the last clip is padded
+    mask[-1, valid_last:] = False
+    return q, k, v, q_w, k_w, mask, valid_last
+
+
+def _attention_work(seq: int, valid_last: int, passes: float) -> Work:
+    """Read q, k, v and write the output (B·T·H·D each), read cos/sin (T·D) and the mask (B·T bytes);
+    QKᵀ and PV over the keys that count (2·D FLOPs per query-key pair each) × ``passes`` (1 forward; 3.5
+    with the backward, whose five products of that size count 2.5×; it also reads the output and its
+    gradient and writes dq, dk, dv: 4 more tensors); the norms and RoPE add ~1%."""
+    pe, batch, e = PRESET.pe, PRESET.kernel_batch, _element_size()
+    elements = batch * seq * pe.heads * pe.head_dim
+    keys = (batch - 1) * seq + valid_last
+    tensors = 4 if passes == 1 else 9
+    return Work(
+        tokens=batch * seq, bytes=(tensors * elements + seq * pe.head_dim) * e + batch * seq,
+        flops=passes * 4 * pe.heads * pe.head_dim * seq * keys,
+    )
+
+
+@pytest.mark.parametrize("seq", ATTENTION_SEQS)
+def test_attention(benchmark, backend, seq):
+    pe, batch = PRESET.pe, PRESET.kernel_batch
+    shape = (batch, seq, pe.heads, pe.head_dim)
+    q, k, v, q_w, k_w, mask, valid_last = _attention_inputs(seq)
     if backend == "hf":
         modeling = _hf("PeAudioVideoEncoderAttention", "PeAudioVideoEncoderRotaryEmbedding", "apply_rotary_pos_emb")
         reason = hf_missing("integrations.sdpa_attention:sdpa_attention_forward", "masking_utils:create_bidirectional_mask")
@@ -212,14 +214,23 @@ def test_attention(benchmark, backend, seq):
     else:
         cos, sin = rope_cos_sin(seq, pe.head_dim, ROPE_THETA, DEVICE, DTYPE)
         fn = _ours(rope_attention, backend, q, k, v, q_w, k_w, cos, sin, mask, eps=EPS, scale=pe.head_dim**-0.5)
-    # read q, k, v and write the output (B·T·H·D each), read cos/sin (T·D) and the mask (B·T bytes);
-    # QKᵀ and PV over the keys that count (2·D FLOPs per query-key pair each); the norms and RoPE add ~1%
-    keys = (batch - 1) * seq + valid_last
-    work = Work(
-        tokens=batch * seq, bytes=(4 * q.numel() + seq * pe.head_dim) * e + batch * seq,
-        flops=4 * pe.heads * pe.head_dim * seq * keys,
-    )
     run_op(
         benchmark, fn, group=_group("attention", seq), backend=backend,
-        shapes=dict(q=list(shape), padded_clip_valid=valid_last), work=work,
+        shapes=dict(q=list(shape), padded_clip_valid=valid_last), work=_attention_work(seq, valid_last, 1),
+    )
+
+
+@pytest.mark.parametrize("seq", ATTENTION_SEQS)
+def test_attention_train(benchmark, backend, seq):
+    """Forward + backward of the PE attention op (QK-RMSNorm + RoPE + attention): gradients of q, k, v
+    and both norm weights, as a training step computes them."""
+    only_ours(backend)
+    pe = PRESET.pe
+    q, k, v, q_w, k_w, mask, valid_last = _attention_inputs(seq, grad=True)
+    cos, sin = rope_cos_sin(seq, pe.head_dim, ROPE_THETA, DEVICE, DTYPE)
+    forward = _ours(rope_attention, backend, q, k, v, q_w, k_w, cos, sin, mask, eps=EPS, scale=pe.head_dim**-0.5)
+    run_op(
+        benchmark, with_backward(forward, (q, k, v, q_w, k_w)), group=_group("attention_train", seq), backend=backend,
+        shapes=dict(q=list(q.shape), padded_clip_valid=valid_last), work=_attention_work(seq, valid_last, 3.5),
+        grad=True,
     )

@@ -97,3 +97,68 @@ def test_model(benchmark, backend, path, model_pair, model_inputs, preset):
         benchmark, lambda: call(module, model_inputs), group=f"model:{path}", backend=backend, shapes=shapes,
         work=work, rounds=preset.model_rounds,
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Training step of a PE transformer stack
+
+
+def _pe_stack_step(encoder: torch.nn.Module, hf: bool, hidden: torch.Tensor, mask: torch.Tensor) -> Callable[[], Any]:
+    """Forward of ``encoder``'s layers and final norm on ``hidden`` (B, T, C) with key ``mask`` (B, T), then
+    the gradients of every parameter of the stack and of ``hidden`` (against a fixed random upstream
+    gradient); each library called the way its own encoder calls its layers."""
+    params = [p for module in (encoder.layers, encoder.norm) for p in module.parameters()] + [hidden]
+    if hf:
+        from transformers.masking_utils import create_bidirectional_mask
+
+        def forward() -> torch.Tensor:
+            attention_mask = create_bidirectional_mask(config=encoder.config, inputs_embeds=hidden, attention_mask=mask)
+            positions = torch.arange(hidden.shape[1], device=hidden.device)[None]
+            rotary = encoder.rotary_emb(hidden, positions)
+            h = hidden
+            for layer in encoder.layers:
+                h = layer(h, attention_mask=attention_mask, position_embeddings=rotary)
+            return encoder.norm(h)
+    else:
+        from pe_av.ops import rope_cos_sin
+
+        def forward() -> torch.Tensor:
+            cos, sin = rope_cos_sin(hidden.shape[1], encoder._head_dim, encoder._rope_theta, hidden.device, hidden.dtype)
+            h, residual = hidden, None
+            for layer in encoder.layers:
+                h, residual = layer(h, cos, sin, mask, residual)
+            return encoder.norm(h, residual)[0]
+
+    upstream = torch.randn_like(hidden)
+
+    def step():
+        return torch.autograd.grad(forward(), params, upstream)
+
+    return step
+
+
+def test_pe_training_step(benchmark, backend, model_pair, preset):
+    """Forward + backward of the fusion encoder's PE transformer stack (PE layers + final norm) on
+    ``batch`` sequences of the longest op-bench length (the last one padded to 80%): the training step's
+    share that our kernels change (attention, norms, SwiGLU backward); the embedders stay out."""
+    if backend == "compile":
+        pytest.skip("compile: the training step is timed eagerly (a compiled backward would not fit part B's budget)")
+    if backend == "hf" and model_pair.hf is None:
+        pytest.skip(model_pair.hf_reason)
+    seq = preset.attention_seqs[-1]
+    pe = preset.pe
+    if backend == "hf":
+        encoder = model_pair.hf.audio_video_encoder
+    else:
+        model_pair.ours.set_attn_impl(backend)
+        encoder = model_pair.ours.audio_video_encoder
+    device, dtype = next(encoder.parameters()).device, next(encoder.parameters()).dtype
+    torch.manual_seed(0)
+    hidden = torch.randn(preset.batch, seq, pe.hidden, device=device, dtype=dtype).requires_grad_(True)
+    mask = torch.ones(preset.batch, seq, dtype=torch.bool, device=device)
+    mask[-1, int(seq * 0.8):] = False
+    run_model(
+        benchmark, _pe_stack_step(encoder, backend == "hf", hidden, mask), group=f"model:pe_training_step T={seq}",
+        backend=backend, shapes=dict(batch=preset.batch, T=seq, hidden=pe.hidden, layers=preset.pe_layers),
+        work=Work(tokens=preset.batch * seq, clips=preset.batch), rounds=preset.model_rounds, grad=True,
+    )

@@ -159,7 +159,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     from report import summary_table
 
-    terminalreporter.write_sep("-", "speedup against hf = hf time / backend time (median [min])")
+    terminalreporter.write_sep("-", "speedup = baseline time / backend time, baseline hf (else sdpa) (median [min])")
     for line in summary_table(benchmarks):
         terminalreporter.write_line(line)
 

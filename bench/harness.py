@@ -68,6 +68,8 @@ class Preset:
     text_len: int
     kernel_batch: int
     kernel_seqs: tuple[int, ...]  # sequence lengths of the per-op benchmarks
+    attention_seqs: tuple[int, ...]  # PE attention (forward and training) lengths: 750/1025 released
+    text_seq: int  # ModernBERT tokens per caption in the op groups (longer than its 128-token window)
     model_rounds: int
     kernel_rounds: int  # rounds of the wall-clock op timer (CPU); do_bench times by duration instead
     peak_copy_mib: int  # size of the copy that measures the device's bandwidth
@@ -100,13 +102,15 @@ PRESETS = {
     # 16 frames at 336 px through ViT-L/14 (24 blocks), ModernBERT (1024 wide, 22 layers)
     "full": Preset(
         name="full", size="L", pe_layers=6, batch=4, audio_tokens=250, frames=16, image_size=336, vit_depth=24,
-        text_layers=22, text_len=64, kernel_batch=4, kernel_seqs=(250, 750), model_rounds=5, kernel_rounds=50,
+        text_layers=22, text_len=64, kernel_batch=4, kernel_seqs=(250, 750), attention_seqs=(750, 1025), text_seq=512,
+        model_rounds=5, kernel_rounds=50,
         peak_copy_mib=1024, peak_gemm=8192,
     ),
     # CPU: released widths (PE-S, ViT-L, ModernBERT 1024) with few layers, 2 s of audio, 4 frames at 112 px
     "cpu": Preset(
         name="cpu", size="S", pe_layers=2, batch=2, audio_tokens=50, frames=4, image_size=112, vit_depth=2,
-        text_layers=2, text_len=32, kernel_batch=2, kernel_seqs=(250, 750), model_rounds=5, kernel_rounds=20,
+        text_layers=2, text_len=32, kernel_batch=2, kernel_seqs=(250, 750), attention_seqs=(250, 750), text_seq=256,
+        model_rounds=5, kernel_rounds=20,
         peak_copy_mib=64, peak_gemm=1024,
     ),
     # CPU at released PE-S shapes (bench/real_cpu.sh): full depth (22 PE layers in all, split 7 per encoder:
@@ -114,13 +118,15 @@ PRESETS = {
     # 32-token caption per clip through ModernBERT (22 layers); model paths about 10 minutes on 2 cores
     "real": Preset(
         name="real", size="S", pe_layers=7, batch=1, audio_tokens=250, frames=8, image_size=336, vit_depth=24,
-        text_layers=22, text_len=32, kernel_batch=1, kernel_seqs=(250,), model_rounds=2, kernel_rounds=10,
+        text_layers=22, text_len=32, kernel_batch=1, kernel_seqs=(250,), attention_seqs=(250,), text_seq=256,
+        model_rounds=2, kernel_rounds=10,
         peak_copy_mib=256, peak_gemm=2048,
     ),
     # bench/gpu_check.sh --smoke: every code path at tiny widths, to check that it runs (not for timings)
     "smoke": Preset(
         name="smoke", size="T", pe_layers=1, batch=2, audio_tokens=6, frames=2, image_size=28, vit_depth=1,
-        text_layers=1, text_len=8, kernel_batch=2, kernel_seqs=(16,), model_rounds=2, kernel_rounds=3,
+        text_layers=1, text_len=8, kernel_batch=2, kernel_seqs=(16,), attention_seqs=(16,), text_seq=16,
+        model_rounds=2, kernel_rounds=3,
         peak_copy_mib=4, peak_gemm=128,
         vit=dict(embed_dim=32, num_heads=2, out=16),
         text=dict(hidden_size=32, intermediate_size=40, num_attention_heads=2, vocab_size=64),

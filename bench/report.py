@@ -4,7 +4,8 @@
 
 The report gives, per benchmark group (one op or model path), each backend's time and its speedup
 against ``hf`` (transformers on the same weights): ``hf time / backend time``, so 2.0× means twice as
-fast as transformers. A summary table lists every group's speedups side by side. Op groups also give
+fast as transformers (groups without an ``hf`` row, pe-av's forms only, take ``sdpa`` as the
+baseline). A summary table lists every group's speedups side by side. Op groups also give
 each backend's fraction of the op's roofline bound (from the peaks measured at the start of the run)
 and, on CUDA, its CUDA-graph time. Several JSONs (e.g. the op and the model runs of
 ``bench/gpu_check.sh``) are merged; the header describes the first one's machine, and each other's
@@ -92,17 +93,25 @@ def _groups(benchmarks: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, A
     return groups
 
 
+def baseline(per_backend: dict[str, dict[str, Any]]) -> tuple[str | None, float | None, float | None]:
+    """The row a group's speedups are taken against: ``hf`` where the group has one, else ``sdpa`` (the
+    groups of pe-av's forms only: PyTorch's fused ops, the baseline of the Triton kernels)."""
+    for name in ("hf", "sdpa"):
+        bench = per_backend.get(name)
+        if bench is not None:
+            return name, bench["stats"]["median"], bench["stats"]["min"]
+    return None, None, None
+
+
 def summary_table(benchmarks: list[dict[str, Any]]) -> list[str]:
-    """Markdown rows: one per group, the speedup of each backend against ``hf`` (median [min])."""
+    """Markdown rows: one per group, the speedup of each backend against its baseline (median [min])."""
     groups = _groups(benchmarks)
     present = [b for b in BACKEND_ORDER if any(b in per_backend for per_backend in groups.values())]
     others = [b for b in BACKEND_ORDER if b != "hf" and b in present]
-    lines = ["| group | hf median | " + " | ".join(others) + " |", "|---|---:|" + "---:|" * len(others)]
+    lines = ["| group | baseline median | " + " | ".join(others) + " |", "|---|---:|" + "---:|" * len(others)]
     for group in sorted(groups, key=_group_sort_key):
         per_backend = groups[group]
-        hf = per_backend.get("hf")
-        hf_median = hf["stats"]["median"] if hf else None
-        hf_min = hf["stats"]["min"] if hf else None
+        name, ref_median, ref_min = baseline(per_backend)
         cells = []
         for backend in others:
             bench = per_backend.get(backend)
@@ -110,8 +119,9 @@ def summary_table(benchmarks: list[dict[str, Any]]) -> list[str]:
                 cells.append("—")
             else:
                 stats = bench["stats"]
-                cells.append(f"{_speedup(hf_median, stats['median'])} [{_speedup(hf_min, stats['min'])}]")
-        lines.append(f"| {group} | {_time(hf_median) if hf_median else '—'} | " + " | ".join(cells) + " |")
+                cells.append(f"{_speedup(ref_median, stats['median'])} [{_speedup(ref_min, stats['min'])}]")
+        ref = f"{_time(ref_median)} ({name})" if ref_median else "—"
+        lines.append(f"| {group} | {ref} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -168,7 +178,8 @@ def _header(data: dict[str, Any], extra: list[dict[str, Any]]) -> list[str]:
         f"{preset.get('text_layers', '?')} layers × {preset.get('text_len', '?')} tokens)",
         "- versions: " + ", ".join(f"{name} {version}" for name, version in versions.items() if version),
         f"- python {machine.get('python_version', '?')}",
-        "- speedup = hf time / backend time (higher is better; hf = transformers, attn_implementation='sdpa', "
+        "- speedup = baseline time / backend time, the baseline being hf where a group has it, else sdpa "
+        "(higher is better; hf = transformers, attn_implementation='sdpa', "
         "same weights). Times are medians; the min-based speedup is in brackets.",
     ]
     if bench_info.get("op_timer"):
@@ -202,15 +213,13 @@ def render(data: dict[str, Any], extra: list[dict[str, Any]] | None = None) -> s
     benchmarks = [bench for one in [data, *extra] for bench in one.get("benchmarks", [])]
     groups = _groups(benchmarks)
     lines = _header(data, extra)
-    lines += ["", "## Summary: speedup against hf (median [min])", ""]
+    lines += ["", "## Summary: speedup against hf, or against sdpa in groups without hf (median [min])", ""]
     lines += summary_table(benchmarks)
 
     lines += ["", "## Details", ""]
     for group in sorted(groups, key=_group_sort_key):
         per_backend = groups[group]
-        hf = per_backend.get("hf")
-        hf_median = hf["stats"]["median"] if hf else None
-        hf_min = hf["stats"]["min"] if hf else None
+        reference, hf_median, hf_min = baseline(per_backend)
         any_info = next(iter(per_backend.values())).get("extra_info", {})
         shapes = f"shapes: `{json.dumps(any_info.get('shapes', {}))}`"
         if "bytes" in any_info:
@@ -222,7 +231,7 @@ def render(data: dict[str, Any], extra: list[dict[str, Any]] | None = None) -> s
             )
         lines += [f"### {group}", "", shapes, ""]
         is_op = any("bytes" in bench.get("extra_info", {}) for bench in per_backend.values())
-        columns = "| backend | median | min | rounds | speedup vs hf (median) | (min) |"
+        columns = f"| backend | median | min | rounds | speedup vs {reference} (median) | (min) |"
         rule = "|---|---:|---:|---:|---:|---:|"
         if is_op:
             columns += " of roofline (median) | CUDA graph (median) |"

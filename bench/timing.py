@@ -212,12 +212,20 @@ def _compile_first(backend: str, call: Callable[[], Any]) -> None:
         pytest.skip(f"torch.compile does not run here: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
 
 
-def run_op(benchmark, fn: Callable[[], Any], *, group: str, backend: str, shapes: dict[str, Any], work: Work) -> None:
-    """One op benchmark: do_bench (+ CUDA graph) on CUDA, the wall clock on CPU; fills ``extra_info``."""
+def run_op(
+    benchmark, fn: Callable[[], Any], *, group: str, backend: str, shapes: dict[str, Any], work: Work,
+    grad: bool = False,
+) -> None:
+    """One op benchmark: do_bench (+ CUDA graph) on CUDA, the wall clock on CPU; fills ``extra_info``.
+
+    ``fn`` runs under ``torch.inference_mode`` unless ``grad`` (a training case: forward + backward,
+    timed by do_bench as one call; not captured as a CUDA graph, whose capture of autograd's
+    allocations is not what a training step does)."""
     benchmark.group = group
+    mode = torch.enable_grad if grad else torch.inference_mode
 
     def call() -> None:
-        with torch.inference_mode():
+        with mode():
             fn()
 
     _compile_first(backend, call)
@@ -226,7 +234,7 @@ def run_op(benchmark, fn: Callable[[], Any], *, group: str, backend: str, shapes
         return
     use_do_bench = OP_TIMER in ("do_bench", "emulated") and hasattr(benchmark, "_make_stats")
     if use_do_bench:
-        with torch.inference_mode():
+        with mode():
             samples, info["timer"] = do_bench_samples(fn)
         _record(benchmark, samples)
     else:
@@ -237,7 +245,9 @@ def run_op(benchmark, fn: Callable[[], Any], *, group: str, backend: str, shapes
         benchmark.pedantic(timed, rounds=PRESET.kernel_rounds, warmup_rounds=1, iterations=1)
         info["timer"] = "wall clock per call" + (", synchronized" if ON_GPU else "")
     _fill(benchmark, backend, shapes, work)
-    if CUDAGRAPH:
+    if CUDAGRAPH and grad:
+        info["cudagraph"] = dict(error="not captured: a forward + backward case")
+    elif CUDAGRAPH:
         try:
             with torch.inference_mode():
                 graph = cudagraph_samples(fn)
@@ -252,13 +262,16 @@ def run_op(benchmark, fn: Callable[[], Any], *, group: str, backend: str, shapes
 
 
 def run_model(
-    benchmark, fn: Callable[[], Any], *, group: str, backend: str, shapes: dict[str, Any], work: Work, rounds: int
+    benchmark, fn: Callable[[], Any], *, group: str, backend: str, shapes: dict[str, Any], work: Work, rounds: int,
+    grad: bool = False,
 ) -> None:
-    """One model-path benchmark: warm-up calls, then wall-clock rounds, each synchronized."""
+    """One model-path benchmark: warm-up calls, then wall-clock rounds, each synchronized (``fn`` under
+    ``torch.inference_mode`` unless ``grad``: a training step)."""
     benchmark.group = group
+    mode = torch.enable_grad if grad else torch.inference_mode
 
     def call() -> None:
-        with torch.inference_mode():
+        with mode():
             fn()
         synchronize()
 
