@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/gpu_check.sh: the project's GPU check, as two commands of at most 5 minutes each.
 #
-#   bash bench/gpu_check.sh A OUTDIR [--smoke]   # CUDA kernel tests + per-op microbench
+#   bash bench/gpu_check.sh A OUTDIR [--smoke]   # CUDA kernel tests (full shapes) + per-op microbench
 #   bash bench/gpu_check.sh B OUTDIR [--smoke]   # model paths (hf/eager/sdpa/triton; compile: audio_encoder only)
 #
 # Everything goes into OUTDIR, named by part: A-log.txt (all output), A-steps.tsv (step, exit status,
@@ -10,20 +10,38 @@
 # A-bench-ops.partial.jsonl (one line per finished benchmark, kept if a step is killed); B likewise with
 # B-bench-models.json/.md. Exit status 0 when every step passed, 1 otherwise (A-steps.tsv says which).
 #
-# Steps, with the durations expected on an H200 host (16 cores; predictions until the first run):
+# Steps, with the durations expected on an H200 host (16 cores; predictions until the first run). A Triton
+# kernel costs ~1 s to compile on a fast CPU (norms, elementwise) and ~3-4 s (flash forward, dq, dk/dv);
+# counted by launching every kernel test under the interpreter and keying each launch as triton's cache
+# does (kernel, dtypes, constexprs, 16-divisibility of ints and pointers): the 269 CPU-runnable kernel
+# tests launch 283 distinct specializations and the 39 CUDA-only ones ~115 more, ~400 in all, ~10 min of
+# compiling; part A therefore runs the CUDA-only full-shape tests in bf16 and fp32 (fp16 and the other
+# head dims: PE_AV_KERNEL_TESTS=all, ~10 min, as a separate command), the rest being covered on CPU in CI.
 #   A, B  setup      unpack the wheels carried in .whl/ into a temporary site dir        ~2 s   (limit 60 s)
 #   A, B  preflight  bench/device_info.py: device, clocks, versions; torch, pytest and
 #                    pytest-benchmark import (else stop: carry their wheels), triton,
 #                    transformers, timm found; `import pe_av` works with av, tokenizers
 #                    and tqdm blocked                                                    ~5 s   (limit 60 s)
-#   A     kernels    pytest -m kernels over every kernel test file (fp32/fp16/bf16 at
-#                    full shapes on CUDA): one Triton compile per kernel variant         ~90 s  (limit 150 s)
-#   A     ops        bench/bench_kernels.py: peaks (1 GiB copy, 8192³ bf16/fp16 GEMMs),
-#                    5 ops × T=250/750 × 5 backends, do_bench + CUDA graph; the ten
-#                    torch.compile cases run last (~5-10 s of inductor each)             ~100 s (limit: the rest)
+#   A     kernels    pytest -m kernels -k "$KERNEL_TESTS": 21 CUDA tests at full shapes
+#                    (attention bf16 at head_dim 128 and 64 with GQA, fp32 model shape,
+#                    ViT window mask; LayerNorm, bias+GELU/GeGLU, RMSNorm, SwiGLU, Snake
+#                    both layouts, fp32 + bf16; forward and backward): ~60 kernel compiles
+#                    (~100 s) + collection and the eager references (~20 s)             ~120 s (limit 150 s)
+#                    (never tests/test_sm90_compile.py: a CPU-only ptxas check, minutes)
+#   A     ops        bench/bench_kernels.py + bench_kernels_encoders.py: peaks (1 GiB
+#                    copy, 8192³ bf16/fp16 GEMMs, ~3 s), 80 cases (PE: RMSNorm ±residual,
+#                    SwiGLU, RoPE at T=250/750, attention forward and forward+backward at
+#                    T=750/1025; ViT/ModernBERT LayerNorm ±residual, bias+GELU, GeGLU, ViT
+#                    and windowed attention; DAC Snake × 2 stages × 2 layouts), do_bench +
+#                    CUDA graph ~0.5 s each (~40 s), ~33 Triton compiles (~65 s, fewer
+#                    when the kernel tests compiled them); no torch.compile rows here
+#                    (PE_AV_BENCH_COMPILE=1 adds 10, ~70 s, past the budget)             ~115 s (limit: the rest)
 #   B     models     bench/bench_models.py: build the transformers model, save, load ours
-#                    (~1.5 B parameters, ~20 s), 5 paths × hf/eager/sdpa/triton (~40 s),
-#                    then torch.compile of the audio encoder only (~90-120 s)            ~180 s (limit: the rest)
+#                    (~1.5 B parameters, ~20 s), 5 paths × hf/eager/sdpa/triton (~40 s,
+#                    + ~30 s of ViT/DAC/ModernBERT kernel compiles), the PE training step
+#                    (fusion stack forward + backward at T=1025, hf/eager/sdpa/triton:
+#                    ~5 s + ~15 s of backward kernel compiles), then torch.compile of the
+#                    audio encoder only (~90-120 s)                                     ~230 s (limit: the rest)
 #   A, B  report     bench/report.py: markdown from the JSON                             ~1 s
 # Each step gets min(its limit, what is left of PE_AV_CHECK_BUDGET, default 285 s) and is stopped with
 # SIGINT (pytest then still writes its JUnit XML and benchmark JSON), SIGKILL 20 s later.
@@ -120,10 +138,17 @@ step() {
     return "$rc"
 }
 
-kernel_test_files() {  # every kernel test file, the ones added later included
+kernel_test_files() {  # every kernel test file, the ones added later included, but the sm_90 compile check
     { ls tests/test_kernels_*.py tests/test_bad_inputs_kernels.py; grep -l 'pytest.mark.kernels' tests/test_*.py; } \
-        2>/dev/null | sort -u
+        2>/dev/null | grep -v -x 'tests/test_sm90_compile.py' | sort -u
 }
+
+# the CUDA-only tests at full shapes, bf16 and fp32, attention at the models' head dims (see the header);
+# PE_AV_KERNEL_TESTS=all runs every kernel test and nothing else (~400 compiles, ~10 min: a command of its
+# own, with PE_AV_CHECK_BUDGET=590)
+KERNEL_TESTS='(full_size_cuda and not torch.float16) or (half_precision_cuda and dtype1 and not 4-1-80 and not 2-2-256)'
+KERNEL_TESTS+=' or fp32_cuda_model_shape'
+
 
 report() {  # report JSON...: markdown beside the first JSON
     local files=() f
@@ -146,12 +171,21 @@ fi
 pytest_args=(-p no:cacheprovider -q -rs --durations=15)
 if [[ $part == A ]]; then
     mapfile -t files < <(kernel_test_files)
-    smoke_args=()
-    [[ $smoke == 1 ]] && smoke_args=(-p first_test_only)
-    step kernels 150 "$py" -m pytest "${pytest_args[@]}" "${smoke_args[@]}" -m kernels "${files[@]}" \
+    select_args=(-k "$KERNEL_TESTS")
+    [[ ${PE_AV_KERNEL_TESTS:-} == all ]] && select_args=()
+    [[ $smoke == 1 ]] && select_args+=(-p first_test_only)
+    kernel_limit=150
+    [[ ${PE_AV_KERNEL_TESTS:-} == all ]] && kernel_limit=600
+    step kernels $kernel_limit "$py" -m pytest "${pytest_args[@]}" "${select_args[@]}" -m kernels "${files[@]}" \
         --junitxml="$out/A-junit-kernels.xml" -o junit_suite_name=pe-av-kernels
+    if [[ ${PE_AV_KERNEL_TESTS:-} == all ]]; then
+        say "PE_AV_KERNEL_TESTS=all: the kernel tests only (run part A again without it for the ops)"
+        column -t -s $'\t' "$steps" 2>/dev/null | tee -a "$log"
+        exit "$failed"
+    fi
     export PE_AV_BENCH_JSONL=$out/A-bench-ops.partial.jsonl
-    step ops 300 "$py" -m pytest "${pytest_args[@]}" bench/bench_kernels.py --benchmark-only \
+    export PE_AV_BENCH_COMPILE=${PE_AV_BENCH_COMPILE:-0}  # the ops' torch.compile rows would not fit (header)
+    step ops 300 "$py" -m pytest "${pytest_args[@]}" bench/bench_kernels.py bench/bench_kernels_encoders.py --benchmark-only \
         --benchmark-json="$out/A-bench-ops.json" --benchmark-columns=min,median,mean,rounds --benchmark-sort=name
     report "$out/A-bench-ops.json"
 else

@@ -91,14 +91,21 @@ def test_op_bench_records_do_bench_samples_and_roofline(smoke_run):
     assert run["peaks"]["copy_GBps"] > 0 and run["peaks"]["gemm_TFLOPs"]["float32"] > 0
     assert set(run["clocks"]) == {"clocks_start", "clocks_after_peaks", "end"}
     groups = {bench["group"].split(" ")[0] for bench in data["benchmarks"]}
-    assert groups == {"op:rms_norm", "op:rms_norm_residual", "op:swiglu", "op:rope", "op:attention"}
+    assert groups == {
+        "op:rms_norm", "op:rms_norm_residual", "op:swiglu", "op:rope", "op:attention", "op:attention_train",
+        "op:layer_norm", "op:layer_norm_residual", "op:linear_gelu", "op:geglu", "op:snake", "op:vit_attention",
+        "op:text_attention",
+    }
     for bench in data["benchmarks"]:
         info = bench["extra_info"]
         assert info["timer"].startswith("emulated do_bench"), info
         assert info["bytes"] > 0 and info["flops"] > 0 and info["fraction_of_roofline"] > 0, info
         assert info["bound_by"] in ("memory", "compute")
     backends = {bench["params"]["backend"] for bench in data["benchmarks"]}
-    assert {"eager", "sdpa", "compile"} <= backends
+    # part A times no torch.compile rows (they would not fit its five minutes; PE_AV_BENCH_COMPILE=1 adds them)
+    assert {"eager", "sdpa", "hf"} <= backends and "compile" not in backends
+    snake_layouts = {b["extra_info"]["shapes"]["layout"] for b in data["benchmarks"] if b["group"].startswith("op:snake")}
+    assert snake_layouts == {"channels_first", "channels_last"}
     partial = (out / "A-bench-ops.partial.jsonl").read_text().splitlines()
     assert len(partial) == len(data["benchmarks"]) and "median_s" in json.loads(partial[0])
     report = (out / "A-bench-ops.md").read_text()
@@ -113,6 +120,8 @@ def test_model_bench_compiles_only_the_audio_encoder(smoke_run):
     for backend in ("eager", "sdpa"):
         assert {(f"model:{path}", backend) for path in paths} <= rows
     assert {group for group, backend in rows if backend == "compile"} == {"model:audio_encoder"}
+    training = {backend for group, backend in rows if group.startswith("model:pe_training_step")}
+    assert {"eager", "sdpa"} <= training
     if data["machine_info"]["pe_av_bench"]["skip_reasons"]["hf"] is None:
         assert ("model:full_model", "hf") in rows or "timm" in _log(out, "B")
     assert all(bench["extra_info"]["timer"].startswith("wall clock") for bench in data["benchmarks"])
