@@ -3,6 +3,9 @@
     OMP_WAIT_POLICY=PASSIVE python bench/cpu_choices.py vision-chunk [--depth 4] [--frames 8]
     OMP_WAIT_POLICY=PASSIVE python bench/cpu_choices.py attention
     OMP_WAIT_POLICY=PASSIVE python bench/cpu_choices.py bf16 [--preset cpu] [--clips 2]
+    OMP_WAIT_POLICY=PASSIVE python bench/cpu_choices.py memory [--cases audio:10,audio:60,video:8] [--libraries ours,hf]
+    OMP_WAIT_POLICY=PASSIVE python bench/cpu_choices.py fresh-time [--cases audio:10] [--rounds 2]
+    OMP_WAIT_POLICY=PASSIVE python bench/cpu_choices.py floor [--cases audio:10,video:8,text:32]
 
 ``vision-chunk``: time per frame and extra peak memory of the PE-S video encoder's ViT (ViT-L/14 at
 336 px, ``--depth`` blocks: activations are freed block by block, so memory per chunk and time per frame
@@ -12,6 +15,27 @@ glibc's mmap threshold pinned at 64 KiB so that freed activations leave the resi
 sizes in one process, interleaved round by round, so that ratios between sizes are side by side.
 ``attention``: the ViT's attention at 577 tokens × head_dim 64 × 16 heads (4 frames) through each CPU
 form (pe-av's eager and sdpa, and two candidates: blocked scores with an in-place softmax, bf16 scores).
+
+``memory``: extra peak memory of one forward of a PE-S encoder at the ``real`` preset's shapes (fp32,
+batch 1): ``audio:SECONDS`` (released DAC width, 7 PE layers), ``dac:SECONDS`` (the audio encoder's
+embedder alone: DAC, bottleneck, projection) or ``video:FRAMES`` (ViT-L/14 at 336 px, 24 blocks, 7 PE layers), pe-av's (sdpa) and transformers' (sdpa; random weights: memory does not depend
+on their values), each case and library in a fresh process: peak resident set above the one before the
+call, after a warm-up call on a short input (2 s, 1 frame), glibc's mmap threshold pinned at 64 KiB as
+for ``vision-chunk`` so that freed activations leave the resident set. In a process whose heap already
+holds freed pages (one that built a model) an in-process peak undercounts: this is the figure to quote.
+The forward's time is printed too, but it is not a speed figure: with the pinned threshold every large
+activation page-faults, which costs transformers' full-length buffers more than pe-av's streamed ones.
+
+``fresh-time``: the same encoders' forward time in a fresh process with glibc's default allocator, as a
+script that builds one encoder and embeds a few clips sees it (second call of three; the libraries
+alternate process by process, ``--rounds`` times). The model-path bench builds both whole models in one
+process first, which leaves gigabytes of freed heap resident: there transformers' full-length DAC
+buffers reuse warm pages, here they are fresh ``mmap`` s that page-fault on every call.
+
+``floor``: the FLOPs of one forward of pe-av's encoders at the ``real`` preset's shapes (convolutions,
+matmuls and attention as ``torch.utils.flop_counter`` counts them) and the time they take at this CPU's
+fp32 GEMM rate (a 2048³ ``torch.mm``, best of 5, measured in the same run): no fp32 implementation of
+the same arithmetic runs faster than that, so ``floor / transformers' time`` bounds any speedup.
 
 ``bf16``: cosine between fp32 and bf16 embeddings (per embedding, min and mean over clips) of a random
 ``PeAudioVideoModel`` at a bench preset's shapes, and the time of one forward in each dtype.
@@ -24,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -170,9 +195,146 @@ def bf16_cosines(preset_name: str, clips: int) -> dict:
                 bf16_gemm_supported=bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()))
 
 
+def _real_encoder(kind: str, library: str):
+    """The ``real`` preset's audio or video encoder from ``library`` (``ours``/``hf``), random weights, sdpa."""
+    from harness import PRESETS, model_config_dict
+
+    configs = model_config_dict(PRESETS["real"])["audio_video_config"]
+    config = configs["audio_config"] if kind == "audio" else configs["video_config"]
+    torch.manual_seed(0)
+    if library == "hf":
+        import transformers
+
+        transformers.utils.logging.set_verbosity_error()
+        names = ("PeAudioEncoder", "PeAudioEncoderConfig") if kind == "audio" else ("PeVideoEncoder", "PeVideoEncoderConfig")
+        encoder = getattr(transformers, names[0])(getattr(transformers, names[1])(**config))
+        encoder.set_attn_implementation("sdpa")
+        return encoder.eval()
+    import pe_av
+    from pe_av.models.audio import PeAudioEncoder
+    from pe_av.models.video import PeVideoEncoder
+
+    if kind == "audio":
+        return PeAudioEncoder(pe_av.PeAudioEncoderConfig(**config)).eval()
+    return PeVideoEncoder(pe_av.PeVideoEncoderConfig(**config)).eval()
+
+
+def _real_inputs(kind: str, size: float) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    if kind in ("audio", "dac"):
+        samples = int(size * 48_000)
+        return dict(input_values=0.1 * torch.randn(1, 1, samples, generator=gen),
+                    padding_mask=torch.ones(1, samples, dtype=torch.long))
+    frames = int(size)
+    return dict(pixel_values_videos=torch.randn(1, frames, 3, 336, 336, generator=gen),
+                padding_mask_videos=torch.ones(1, frames, dtype=torch.long))
+
+
+def encoder_memory(case: str, library: str) -> dict:
+    """Extra peak RSS (MB) of one forward for ``case`` (``audio:SECONDS``, ``dac:SECONDS`` or ``video:FRAMES``), in this process."""
+    kind, _, size = case.partition(":")
+    if kind not in ("audio", "dac", "video") or not size:
+        raise ValueError(f"--cases: expected audio:SECONDS, dac:SECONDS or video:FRAMES, got {case!r}")
+    encoder = _real_encoder("audio" if kind == "dac" else kind, library)
+    if kind == "dac":  # the audio encoder's embedder alone (DAC, bottleneck, projection): no transformer
+        embedder = encoder.embedder
+
+        def encoder(input_values, padding_mask):
+            return embedder(input_values, padding_mask)
+
+    with torch.inference_mode():
+        encoder(**_real_inputs(kind, 2 if kind != "video" else 1))  # warm-up on a short input
+        inputs = _real_inputs(kind, float(size))
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+        before = status_kib("VmRSS")
+        start = time.perf_counter()
+        encoder(**inputs)
+        elapsed = time.perf_counter() - start
+        peak = status_kib("VmHWM")
+    return dict(case=case, library=library, extra_peak_mb=round((peak - before) / 1024, 1),
+                forward_s_not_a_speed_figure=round(elapsed, 2), threads=torch.get_num_threads())
+
+
+def encoder_time(case: str, library: str) -> dict:
+    """Seconds of the second of three forwards for ``case`` in this (fresh) process, default allocator."""
+    kind, _, size = case.partition(":")
+    encoder = _real_encoder(kind, library)
+    inputs = _real_inputs(kind, float(size))
+    seconds = []
+    with torch.inference_mode():
+        for _ in range(3):
+            start = time.perf_counter()
+            encoder(**inputs)
+            seconds.append(time.perf_counter() - start)
+    return dict(case=case, library=library, second_call_s=round(seconds[1], 2), calls_s=[round(t, 2) for t in seconds],
+                threads=torch.get_num_threads())
+
+
+def gemm_rate(n: int = 2048) -> float:
+    """fp32 FLOP/s of an ``n``³ ``torch.mm`` on this CPU, best of 5."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def forward_floor(case: str, rate: float) -> dict:
+    """FLOPs of one pe-av forward for ``case`` (``audio:SECONDS``, ``video:FRAMES``, ``text:TOKENS``) and their time at ``rate``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    kind, _, size = case.partition(":")
+    if kind == "text":
+        from harness import PRESETS, model_config_dict
+
+        import pe_av
+        from pe_av.models.text import ModernBertModel
+
+        torch.manual_seed(0)
+        model = ModernBertModel(pe_av.ModernBertConfig(**model_config_dict(PRESETS["real"])["text_config"])).eval()
+        tokens = int(size)
+        inputs = dict(input_ids=torch.randint(1, 50000, (1, tokens)), attention_mask=torch.ones(1, tokens, dtype=torch.long))
+    else:
+        model, inputs = _real_encoder(kind, "ours"), _real_inputs(kind, float(size))
+    model.requires_grad_(False)  # the counter's module tracker hooks autograd on tensors that require grad
+
+    def onednn_linear_flops(x_shape, weight_shape, *args, out_shape=None, **kwargs):
+        # pe-av's fp32 CPU linears call oneDNN's op directly (pe_av/ops/linear.py): 2·rows·in·out
+        rows = math.prod(x_shape[:-1])
+        return 2 * rows * weight_shape[0] * weight_shape[1]
+
+    def cpu_attention_flops(q_shape, k_shape, v_shape, *args, out_shape=None, **kwargs):
+        # sdpa's CPU kernel (not in torch's formula table): q·kᵀ and p·v, 2·B·H·Lq·Lk·D each
+        *batch, lq, d = q_shape
+        return 4 * math.prod(batch) * lq * k_shape[-2] * d
+
+    mapping = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_attention_flops}
+    if hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        mapping[torch.ops.mkldnn._linear_pointwise] = onednn_linear_flops
+    counter = FlopCounterMode(display=False, custom_mapping=mapping)
+    with torch.inference_mode(), counter:
+        model(**inputs)
+    flops = counter.get_total_flops()
+    by_op = {str(op).split(".")[-1] if "." in str(op) else str(op): n for op, n in counter.get_flop_counts()["Global"].items()}
+    return dict(case=case, gflop=round(flops / 1e9, 1), gemm_gflops=round(rate / 1e9, 1), floor_s=round(flops / rate, 2),
+                gflop_by_op={k: round(v / 1e9, 1) for k, v in by_op.items()})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["vision-chunk", "attention", "bf16", "_vision-chunk-one"])
+    parser.add_argument(
+        "what", choices=["vision-chunk", "attention", "bf16", "memory", "fresh-time", "floor", "_vision-chunk-one", "_memory-one", "_time-one"],
+    )
+    parser.add_argument(
+        "--cases", default=None,
+        help="memory: audio:SECONDS, dac:SECONDS (the embedder alone) or video:FRAMES; fresh-time: audio/video; floor: also "
+             "text:TOKENS; comma-separated (defaults: audio:10,audio:60,video:8 / audio:10 / audio:10,video:8,text:32)",
+    )
+    parser.add_argument("--libraries", default="ours,hf", help="memory: ours and/or hf (transformers), comma-separated")
     parser.add_argument("--preset", default="cpu", help="bf16: the bench preset whose shapes to use")
     parser.add_argument("--clips", type=int, default=2, help="bf16: clips (and captions)")
     parser.add_argument("--depth", type=int, default=4)
@@ -181,10 +343,38 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     chunks = [int(c) for c in args.chunks.split(",")]
-    if args.what == "_vision-chunk-one":
+    if args.cases is None:
+        args.cases = {"fresh-time": "audio:10", "floor": "audio:10,video:8,text:32"}.get(args.what, "audio:10,audio:60,video:8")
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="65536")
+    if args.what == "floor":
+        rate = gemm_rate()
+        for case in args.cases.split(","):
+            print(json.dumps(forward_floor(case, rate)), flush=True)
+    elif args.what == "_time-one":
+        print(json.dumps(encoder_time(args.cases, args.libraries)))
+    elif args.what == "fresh-time":
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+        for case in args.cases.split(","):
+            for _ in range(args.rounds):
+                for library in args.libraries.split(","):
+                    command = [sys.executable, __file__, "_time-one", "--cases", case, "--libraries", library]
+                    done = subprocess.run(command, capture_output=True, text=True, env=clean, check=False)
+                    if done.returncode != 0:
+                        raise SystemExit(f"fresh-time {case} {library} failed:\n{done.stderr[-2000:]}")
+                    print(done.stdout.strip().splitlines()[-1], flush=True)
+    elif args.what == "_memory-one":
+        print(json.dumps(encoder_memory(args.cases, args.libraries)))
+    elif args.what == "memory":
+        for case in args.cases.split(","):
+            for library in args.libraries.split(","):
+                command = [sys.executable, __file__, "_memory-one", "--cases", case, "--libraries", library]
+                done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+                if done.returncode != 0:
+                    raise SystemExit(f"memory {case} {library} failed:\n{done.stderr[-2000:]}")
+                print(done.stdout.strip().splitlines()[-1], flush=True)
+    elif args.what == "_vision-chunk-one":
         print(json.dumps(vision_chunk_memory(chunks[0], args.depth, args.frames)))
     elif args.what == "vision-chunk":
-        env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="65536")
         for chunk in chunks:
             command = [sys.executable, __file__, "_vision-chunk-one", "--chunks", str(chunk), "--depth", str(args.depth),
                        "--frames", str(args.frames)]

@@ -115,7 +115,8 @@ PRESETS = {
     ),
     # CPU at released PE-S shapes (bench/real_cpu.sh): full depth (22 PE layers in all, split 7 per encoder:
     # SPEC.md gives the total only), 10 s of audio, 8 frames at 336 px through ViT-L/14 (24 blocks), one
-    # 32-token caption per clip through ModernBERT (22 layers); model paths about 10 minutes on 2 cores
+    # 32-token caption per clip through ModernBERT (22 layers); model paths ~15 minutes on 2 cores of a
+    # 0.1 TFLOP/s CPU (the run is compute-bound: see bench/results/cpu-real-floor-2026-12-02.md)
     "real": Preset(
         name="real", size="S", pe_layers=7, batch=1, audio_tokens=250, frames=8, image_size=336, vit_depth=24,
         text_layers=22, text_len=32, kernel_batch=1, kernel_seqs=(250,), attention_seqs=(250,), text_seq=256,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -66,7 +67,8 @@ def _throughput(info: dict[str, Any]) -> str:
             else:
                 parts.append(f"{value:,.0f} {label}" if value >= 100 else f"{value:.3g} {label}")
     if "peak_memory_GiB" in info:
-        parts.append(f"peak memory above the weights {info['peak_memory_GiB']:.2f} GiB")
+        gib = info["peak_memory_GiB"]
+        parts.append(f"peak memory above the weights {gib:.2f} GiB" if gib >= 1 else f"peak memory above the weights {gib * 1024:.0f} MiB")
     return ", ".join(parts)
 
 
@@ -251,15 +253,55 @@ def render(data: dict[str, Any], extra: list[dict[str, Any]] | None = None) -> s
     return "\n".join(lines)
 
 
+def render_memory(rows: list[dict[str, Any]]) -> str:
+    """The fresh-process memory rows (one per case and library) as a table: transformers vs pe-av per case."""
+    by_case: dict[str, dict[str, float]] = defaultdict(dict)
+    for row in rows:
+        by_case[row["case"]][row["library"]] = row["extra_peak_mb"]
+    lines = [
+        "## Extra peak memory of one forward, fresh process per case (`bench/cpu_choices.py memory`)",
+        "",
+        (
+            "Peak resident set above the one before the call, after a warm-up call on a short input, glibc's mmap "
+            "threshold pinned at 64 KiB (freed activations leave the resident set); batch 1, fp32, sdpa."
+        ),
+        "",
+        "| case | transformers | pe-av | pe-av / transformers |",
+        "|---|---:|---:|---:|",
+    ]
+    for case, found in by_case.items():
+        hf, ours = found.get("hf"), found.get("ours")
+        ratio = f"{ours / hf:.2f}" if hf and ours is not None else "—"
+        cells = [f"{v:.0f} MB" if v is not None else "—" for v in (hf, ours)]
+        lines.append(f"| {case} | {cells[0]} | {cells[1]} | {ratio} |")
+    return "\n".join(lines)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Temp file beside ``path``, fsync, rename: a reader never sees half a report."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("json", type=Path, nargs="+", help="files written by pytest --benchmark-json")
     parser.add_argument("-o", "--output", type=Path, help="write the markdown here (default: stdout)")
+    parser.add_argument("--memory", type=Path, help="JSON lines of `bench/cpu_choices.py memory`: appended as a table")
     args = parser.parse_args(argv)
     data = [json.loads(path.read_text(encoding="utf-8")) for path in args.json]
     text = render(data[0], data[1:])
+    if args.memory:
+        text += "\n\n" + render_memory([json.loads(line) for line in args.memory.read_text(encoding="utf-8").splitlines() if line.strip()])
     if args.output:
-        args.output.write_text(text + "\n", encoding="utf-8")
+        _write_atomically(args.output, text + "\n")
     else:
         sys.stdout.write(text + "\n")
     return 0

@@ -3,7 +3,7 @@ in one kernel each (the eager form is five elementwise kernels, each a full pass
 
 Layouts: ``x`` is ``(B, C, T)`` or ``(B, C, 1, T)`` with any strides; both memory layouts the DAC uses
 run at full width: channels-first (time contiguous: tiles of 4 channels x 1024 steps) and channels-last
-(channels contiguous, as the streamed DAC keeps its activations: tiles of 32 channels x 32 steps). The
+(channels contiguous, as the streamed DAC keeps its activations: tiles of 64 x 32 forward, 32 x 32 backward). The
 output has ``x``'s layout (``torch.empty_like``). ``alpha`` holds ``C`` values, shaped ``(C,)`` or
 broadcastable over ``x`` (``(1, C, 1)``, ``(1, C, 1, 1)``); its gradient comes back in its shape.
 
@@ -27,9 +27,15 @@ from ._common import (
     launch_problem,
 )
 
-#: (BLOCK_C, BLOCK_T) per layout: the contiguous dim is the long side of the tile
-#: channels-last tiles of 64x64 or 64x32 with 8 warps spill in the fp16/bf16 backward (sm_90 compile check)
-TILES = {"channels_first": (4, 1024), "channels_last": (32, 32)}
+#: (BLOCK_C, BLOCK_T) per (direction, layout): the contiguous dim is the long side of the tile. Channels-last
+#: forward: 64 x 32 (45 registers with 8 warps, 8 programs per SM: 32 KB of 16-bit loads in flight per SM,
+#: above the ~29 KB an H200 SM needs; 32 x 32 kept 16 KB, predicted 0.50 of copy bandwidth; 64 x 64 and
+#: 128 x 32 with 8 warps spill in fp16/bf16). Its backward stays 32 x 32: 64 x 32 and 64 x 64 with 8 warps
+#: spill there in fp16/bf16 (sm_90 compile check), and reading two tensors it keeps enough in flight anyway.
+TILES = {
+    ("fwd", "channels_first"): (4, 1024), ("fwd", "channels_last"): (64, 32),
+    ("bwd", "channels_first"): (4, 1024), ("bwd", "channels_last"): (32, 32),
+}
 WARPS = 8
 
 
@@ -88,8 +94,8 @@ def layout_of(x: torch.Tensor) -> str:
     return "channels_last" if x.stride(1) == 1 and x.shape[1] > 1 and x.stride(2) != 1 else "channels_first"
 
 
-def _launch(x: torch.Tensor) -> tuple[tuple[int, int, int], dict]:
-    block_c, block_t = TILES[layout_of(x)]
+def _launch(x: torch.Tensor, direction: str) -> tuple[tuple[int, int, int], dict]:
+    block_c, block_t = TILES[direction, layout_of(x)]
     batch, channels, steps = x.shape
     grid = (triton.cdiv(steps, block_t), triton.cdiv(channels, block_c), batch)
     return grid, dict(BLOCK_C=block_c, BLOCK_T=block_t, num_warps=WARPS)
@@ -100,7 +106,7 @@ def _snake_fwd(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """``x`` (B, C, T), ``alpha`` (C,) contiguous → ``y`` in ``x``'s layout."""
     y = torch.empty_like(x)
     if y.numel():
-        grid, meta = _launch(x)
+        grid, meta = _launch(x, "fwd")
         wrap_triton(_snake_fwd_kernel)[grid](x, alpha, y, *x.stride(), *y.stride(), x.shape[1], x.shape[2], **meta)
     return y
 
@@ -109,7 +115,7 @@ def _snake_fwd(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
 def _snake_bwd(dy: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradients (dx in ``x``'s layout, dalpha (C,) fp32)."""
     dx = torch.empty_like(x)
-    grid, meta = _launch(x)
+    grid, meta = _launch(x, "bwd")
     partial = torch.zeros((grid[0] * grid[2], x.shape[1]), dtype=torch.float32, device=x.device)
     if dx.numel():
         wrap_triton(_snake_bwd_kernel)[grid](
@@ -190,9 +196,8 @@ def compile_cases() -> list[CompileCase]:
     cases = []
     for dtype in TRITON_DTYPES.values():
         p = f"*{dtype}"
-        for layout, (block_c, block_t) in TILES.items():
+        for layout in ("channels_first", "channels_last"):
             unit = "t" if layout == "channels_first" else "c"
-            meta = dict(BLOCK_C=block_c, BLOCK_T=block_t)
 
             def strides(*prefixes, unit=unit):
                 sig, const = {}, {}
@@ -201,12 +206,16 @@ def compile_cases() -> list[CompileCase]:
                         (const if dim == unit else sig)[f"{prefix}{dim}"] = 1 if dim == unit else "i32"
                 return sig, const
 
+            block_c, block_t = TILES["fwd", layout]
+            meta = dict(BLOCK_C=block_c, BLOCK_T=block_t)
             sig, const = strides("stride_x", "stride_y")
             cases.append(CompileCase(
                 f"snake_fwd[{dtype},{layout}]", _snake_fwd_kernel,
                 dict(X=p, ALPHA=p, Y=p, n_channels="i32", n_steps="i32", **sig), dict(meta, **const),
                 num_warps=WARPS, divisible=("X", "ALPHA", "Y", *sig),
             ))
+            block_c, block_t = TILES["bwd", layout]
+            meta = dict(BLOCK_C=block_c, BLOCK_T=block_t)
             sig, const = strides("stride_dy", "stride_x", "stride_dx")
             cases.append(CompileCase(
                 f"snake_bwd[{dtype},{layout}]", _snake_bwd_kernel,

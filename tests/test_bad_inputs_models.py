@@ -333,3 +333,37 @@ def test_overflow_when_cast_to_a_half_model(models):
     half = type(encoder)(encoder.config).half().eval()
     with pytest.raises(ValueError, match=r"input_values holds NaN or Inf values \(after casting to torch\.float16\)"):
         half(valid("audio") * 1e5)
+
+
+def test_finite_values_whose_sum_overflows_still_pass():
+    """The finiteness check sums first (no temporaries); a sum that overflows on finite values must fall
+    back to the exact check and pass, and a single NaN among them must still be found and named."""
+    from pe_av.models.inputs import check_finite
+
+    big = torch.full((2, 1, 64), 6e4, dtype=torch.float16)  # finite, but the fp16 sum is inf
+    assert not torch.isfinite(big.sum())
+    assert check_finite(big, "input_values") is big
+    bad = big.clone()
+    bad[1, 0, 5] = float("nan")
+    with pytest.raises(ValueError, match=r"input_values holds NaN or Inf values .* sample\(s\) \[1\]"):
+        check_finite(bad, "input_values")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_valid_ends_equal_the_weighted_last_index(seed):
+    """valid_ends (one byte per sample) gives what the full-length int64 weighting gave: one past the last
+    valid position, 0 for a sample with none, the length for a full one; masks with holes included."""
+    from pe_av.models.audio import valid_ends
+
+    gen = torch.Generator().manual_seed(seed)
+    mask = (torch.rand(6, 97, generator=gen) > 0.5).long()
+    mask[0] = 0
+    mask[1] = 1
+    mask[2, 40:] = 0
+    mask[3, :] = 0
+    mask[3, 0] = 1
+    expected = (mask * torch.arange(1, 98)).max(dim=-1).values
+    for form in (mask, mask.bool()):
+        assert torch.equal(valid_ends(form, 6, 97, mask.device), expected)
+    assert torch.equal(valid_ends(None, 6, 97, mask.device), torch.full((6,), 97))
+    assert torch.equal(valid_ends(torch.ones(3, 97, dtype=torch.long), 3, 97, mask.device), torch.full((3,), 97))

@@ -60,12 +60,12 @@ def test_streamed_equals_layer_by_layer(monkeypatch, window_elements, chunk_elem
 
 
 def test_streamed_clip_equals_clip_alone():
-    """Each clip is streamed on its own, so the blocks give every clip of a batch exactly its numbers alone."""
+    """Each clip is streamed on its own, so the encoder gives every clip of a batch exactly its numbers alone."""
     encoder = random_encoder(1)
     waveform = torch.randn(2, 1, 24 * 11)
     with torch.no_grad():
-        batch = encoder._blocks_streamed(waveform, None)
-        alone = torch.cat([encoder._blocks_streamed(waveform[i : i + 1], None) for i in range(2)])
+        batch = encoder._streamed(waveform, None)
+        alone = torch.cat([encoder._streamed(waveform[i : i + 1], None) for i in range(2)])
     assert torch.equal(batch, alone)
 
 

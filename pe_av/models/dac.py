@@ -90,10 +90,9 @@ class DacEncoder(BackendModule):
         )
         # the streamed form reads each clip's valid length on the host: not while tracing, capturing or
         # under pe_av.no_host_sync() (inputs.tracing covers all three)
-        if self.uses_eager_forms or needs_grad or tracing():
-            x = self._blocks(waveform, lengths)
-        else:
-            x = self._blocks_streamed(waveform, lengths)
+        if not (self.uses_eager_forms or needs_grad or tracing()):
+            return self._streamed(waveform, lengths)
+        x = self._blocks(waveform, lengths)
         if lengths is not None:
             x = x * _time_mask(lengths // self.hop_length, x)
         return self.conv2(self.snake1(x))
@@ -111,9 +110,10 @@ class DacEncoder(BackendModule):
             scale *= block.conv1.stride[0]
         return x
 
-    def _blocks_streamed(self, waveform: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-        """:meth:`_blocks` depth-first over time on channels-last activations, one clip at a time (see
-        :mod:`pe_av.models.dac_streaming`): a clip's pieces, and so its numbers, do not depend on its batch."""
+    def _streamed(self, waveform: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """The whole encoder (:meth:`_blocks`, the mask, the last Snake and conv) depth-first over time on
+        channels-last activations, one clip at a time (see :mod:`pe_av.models.dac_streaming`): a clip's
+        pieces, and so its numbers, do not depend on its batch."""
         on_cpu = waveform.device.type == "cpu"
         window = dac_streaming.CPU_WINDOW_ELEMENTS if on_cpu else dac_streaming.GPU_WINDOW_ELEMENTS
         chunk = dac_streaming.CPU_CHUNK_ELEMENTS if on_cpu else dac_streaming.GPU_CHUNK_ELEMENTS

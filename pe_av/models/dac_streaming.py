@@ -167,9 +167,11 @@ class _Stage:
 
 
 def stream_clip(encoder, waveform: torch.Tensor, valid: int | None, window_elements: int, chunk_elements: int):
-    """The first conv and the blocks of ``encoder`` (a :class:`~pe_av.models.dac.DacEncoder`) on one clip
-    ``waveform`` ``(1, 1, L)`` with ``valid`` valid samples (None: all), depth-first; returns
-    ``(1, C, 1, L / hop)`` channels-last."""
+    """The whole of ``encoder`` (a :class:`~pe_av.models.dac.DacEncoder`: first conv, blocks, last Snake
+    and conv) on one clip ``waveform`` ``(1, 1, L)`` with ``valid`` valid samples (None: all),
+    depth-first; returns ``(1, C, 1, L / hop)`` channels-last. The last Snake and conv are a stage too, so
+    that no activation of the clip's full length exists before the output (they held two at 1024
+    channels: ~12 MB per minute of audio)."""
     wave = waveform.unsqueeze(2)
     length = wave.shape[-1]
     valid = length if valid is None else valid
@@ -182,7 +184,11 @@ def stream_clip(encoder, waveform: torch.Tensor, valid: int | None, window_eleme
         scale *= block.conv1.stride[0]
         stages.append(_Stage(block.conv1, block.snake1, False, wave, channels, level, valid // scale, chunk_elements))
         level = stages[-1].length_out
-    out = channels_last_empty(wave, encoder.block[-1].conv1.out_channels, level)
+    # the last block's stage zeroes its outputs past the clip (the layer-by-layer form's mask before the
+    # last Snake); the last conv's own outputs are kept whole, as in that form
+    stages.append(_Stage(encoder.conv2, encoder.snake1, False, wave, encoder.conv2.in_channels, level, level,
+                         chunk_elements))
+    out = channels_last_empty(wave, encoder.conv2.out_channels, stages[-1].length_out)
     # whole hops per piece: every piece then gives every stage the same number of new steps, so the
     # convolutions see a few shapes only (oneDNN caches a primitive per shape: ~0.5 MB each at 48 kHz)
     piece = max(window_elements // (encoder.conv1.out_channels * encoder.hop_length), 1) * encoder.hop_length

@@ -79,6 +79,11 @@ def describe_type(value: object) -> str:
 def check_finite(tensor: torch.Tensor, name: str) -> torch.Tensor:
     """Raise a ``ValueError`` naming the samples of ``tensor`` (batch-first) that hold NaN or Inf."""
     if tensor.is_floating_point() and tensor.device.type != "meta" and not tracing():
+        # NaN and Inf survive a sum, so a finite sum proves every value finite with no temporary (isfinite
+        # holds an abs copy and a mask: ~14 MB per minute of 48 kHz audio); only a non-finite sum (a bad
+        # value, or finite values overflowing) pays for the exact, per-sample check
+        if bool(torch.isfinite(tensor.sum())):
+            return tensor
         finite = torch.isfinite(tensor)
         if not bool(finite.all()):
             bad = (~finite).flatten(1).any(dim=1).nonzero().flatten().tolist()

@@ -161,8 +161,16 @@ class PeAttention(BackendModule):
         return {"eps": self.q_norm.eps, "scale": self.scale, "dropout": self.attention_dropout if self.training else 0.0}
 
 
+#: CPU inference runs the MLP over at most this many tokens at a time: its three intermediate-width
+#: activations (gate, up, their product: 3 × 2048 floats per token at PE-S) were the largest tensors of
+#: a long clip's audio encoder (~37 MB at 60 s, 1501 tokens). Each token's row is computed alone either
+#: way, so only GEMM blocking can differ; 512-row GEMMs still run at oneDNN's full rate.
+CPU_MLP_TOKENS = 512
+
+
 class SwiGLUMLP(BackendModule):
-    """``down(silu(gate(x)) * up(x))`` without biases."""
+    """``down(silu(gate(x)) * up(x))`` without biases (CPU inference: by blocks of
+    :data:`CPU_MLP_TOKENS` tokens)."""
 
     def __init__(self, hidden_size: int, intermediate_size: int) -> None:
         super().__init__()
@@ -171,6 +179,16 @@ class SwiGLUMLP(BackendModule):
         self.down_proj = Linear(intermediate_size, hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.numel() // max(x.shape[-1], 1)
+        if rows <= CPU_MLP_TOKENS or x.device.type != "cpu" or torch.is_grad_enabled() or tracing():
+            return self._mlp(x)
+        flat = x.reshape(rows, x.shape[-1])
+        out = flat.new_empty(rows, self.down_proj.out_features)
+        for start in range(0, rows, CPU_MLP_TOKENS):
+            out[start : start + CPU_MLP_TOKENS] = self._mlp(flat[start : start + CPU_MLP_TOKENS])
+        return out.view(*x.shape[:-1], self.down_proj.out_features)
+
+    def _mlp(self, x: torch.Tensor) -> torch.Tensor:
         return self.down_proj(self.run(swiglu, self.gate_proj(x), self.up_proj(x)))
 
 
