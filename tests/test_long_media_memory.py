@@ -6,10 +6,17 @@ child. The children are started by a shell that *forks* them (``sh -c 'python �
 exec'd straight from pytest inherits pytest's high-water mark in ``ru_maxrss`` (Linux keeps it across
 fork + exec), a child forked by the small shell starts from the shell's.
 
+The children run with glibc's mmap and trim thresholds pinned at 64 KiB (as tests/test_dac_memory.py does):
+with the default, dynamic threshold a window's freed multi-MiB buffers stay in the heap, the resident set
+swings by ~30 MiB from window to window with fragmentation, and the peak of 4 windows against 20 was a
+draw (it failed 3 runs in 6 here, the difference swinging between -23 and +23 MiB); pinned, freed buffers go back
+to the OS and the peak is what is live (measured: 797 MiB at 30 s, 818 MiB at 2 and at 10 minutes, the
+same to the MiB over three runs each).
+
 The whole 10-minute file decoded at 48 kHz is 10·60·48000·4 B ≈ 110 MiB. Windowed, the peak does not grow
 with the file: from 2 to 10 minutes (88 MiB more audio at 48 kHz) it may grow by 16 MiB at most, and the
 10-minute peak stays within half the whole file's decoded size (55 MiB) of the one-window 30-second peak
-(the second and later windows add allocator slack of about 30 MiB once, measured on 30 s / 2 min / 10 min).
+(the second and later windows add ~21 MiB once, measured on 30 s / 2 min / 10 min).
 """
 
 import json
@@ -54,7 +61,8 @@ def write_wav(path: Path, seconds: int, rate: int = 16_000) -> Path:
 
 def peak_of(path: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+           "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore",
+           "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "65536"}
     command = ["sh", "-c", '"$0" -c "$1" "$2"; exit $?', sys.executable, CHILD, str(path)]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
