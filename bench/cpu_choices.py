@@ -324,6 +324,16 @@ def forward_floor(case: str, rate: float) -> dict:
                 gflop_by_op={k: round(v / 1e9, 1) for k, v in by_op.items()})
 
 
+def _child_row(what: str, case: str, library: str, env: dict[str, str]) -> str:
+    """The JSON row that this script's hidden subcommand ``what`` prints for one case and library, run in a
+    fresh process (its peak memory and heap state are its own)."""
+    command = [sys.executable, __file__, what, "--cases", case, "--libraries", library]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{what.strip('_')} {case} {library} failed:\n{done.stderr[-2000:]}")
+    return done.stdout.strip().splitlines()[-1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -357,21 +367,13 @@ def main() -> None:
         for case in args.cases.split(","):
             for _ in range(args.rounds):
                 for library in args.libraries.split(","):
-                    command = [sys.executable, __file__, "_time-one", "--cases", case, "--libraries", library]
-                    done = subprocess.run(command, capture_output=True, text=True, env=clean, check=False)
-                    if done.returncode != 0:
-                        raise SystemExit(f"fresh-time {case} {library} failed:\n{done.stderr[-2000:]}")
-                    print(done.stdout.strip().splitlines()[-1], flush=True)
+                    print(_child_row("_time-one", case, library, clean), flush=True)
     elif args.what == "_memory-one":
         print(json.dumps(encoder_memory(args.cases, args.libraries)))
     elif args.what == "memory":
         for case in args.cases.split(","):
             for library in args.libraries.split(","):
-                command = [sys.executable, __file__, "_memory-one", "--cases", case, "--libraries", library]
-                done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-                if done.returncode != 0:
-                    raise SystemExit(f"memory {case} {library} failed:\n{done.stderr[-2000:]}")
-                print(done.stdout.strip().splitlines()[-1], flush=True)
+                print(_child_row("_memory-one", case, library, env), flush=True)
     elif args.what == "_vision-chunk-one":
         print(json.dumps(vision_chunk_memory(chunks[0], args.depth, args.frames)))
     elif args.what == "vision-chunk":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -277,19 +276,6 @@ def render_memory(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Temp file beside ``path``, fsync, rename: a reader never sees half a report."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("json", type=Path, nargs="+", help="files written by pytest --benchmark-json")
@@ -300,8 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     text = render(data[0], data[1:])
     if args.memory:
         text += "\n\n" + render_memory([json.loads(line) for line in args.memory.read_text(encoding="utf-8").splitlines() if line.strip()])
-    if args.output:
-        _write_atomically(args.output, text + "\n")
+    if args.output:  # temp file, fsync, rename: a reader never sees half a report
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from pe_av.atomic import atomic_write_bytes
+
+        atomic_write_bytes(args.output, (text + "\n").encode("utf-8"))
     else:
         sys.stdout.write(text + "\n")
     return 0

@@ -61,25 +61,23 @@ def pad_to_hop(
 
 
 def valid_ends(padding_mask: torch.Tensor | None, batch: int, length: int, device: torch.device) -> torch.Tensor:
-    """``(B,)`` one past each sample's last valid position (0 if none), ``length`` without a mask.
+    """``(B,)`` one past each sample's last valid position (0 if none), ``length`` without a mask."""
+    lengths = valid_lengths(padding_mask)
+    return torch.full((batch,), length, device=device, dtype=torch.long) if lengths is None else lengths
+
+
+def valid_lengths(padding_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """One past each sample's last valid position (0 if none), or None when every sample fills the batch.
 
     Memory: a full-length int64 weighting (8 bytes per sample, ~23 MB per minute of 48 kHz audio, three
     of them) made the encoder's extra memory grow with the clip; now a batch whose samples all end valid
     reads only the last column, and the general path uses one byte per sample.
     """
     if padding_mask is None or (not tracing() and bool(padding_mask[:, -1].all())):
-        return torch.full((batch,), length, device=device, dtype=torch.long)
+        return None
     valid = padding_mask.bool()
     last_from_end = valid.flip(-1).view(torch.uint8).argmax(dim=-1)  # first valid position from the end
-    return torch.where(valid.any(dim=-1), length - last_from_end, 0).long()
-
-
-def valid_lengths(padding_mask: torch.Tensor | None) -> torch.Tensor | None:
-    """One past each sample's last valid position, or None when every sample fills the batch."""
-    if padding_mask is None or (not tracing() and bool(padding_mask[:, -1].all())):
-        return None
-    steps = torch.arange(1, padding_mask.shape[1] + 1, device=padding_mask.device)
-    return (padding_mask.long() * steps).max(dim=-1).values
+    return torch.where(valid.any(dim=-1), padding_mask.shape[-1] - last_from_end, 0).long()
 
 
 class PeAudioEncoderEmbedder(nn.Module):
